@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "switchboard",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "switchboard", targets: ["switchboard"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+    ],
+    targets: [
+        // libwebsockets + libev through pkg-config, with a shim header for the macros Swift cannot import.
+        .systemLibrary(name: "CLibwebsockets", pkgConfig: "libwebsockets",
+                       providers: [.apt(["libwebsockets-dev", "libev-dev", "libssl-dev"])]),
+        // Transport: the only module that touches libwebsockets.
+        .target(name: "Signal",
+                dependencies: ["CLibwebsockets", .product(name: "HTTPTypes", package: "swift-http-types"),
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        // Calls, membership, relay routing, chat, typing: pure Swift, no I/O.
+        .target(name: "Rooms", swiftSettings: strict),
+        // Persistence behind one protocol; SQLite (GRDB) implementation.
+        .target(name: "Store",
+                dependencies: ["Rooms", .product(name: "GRDB", package: "GRDB.swift")],
+                swiftSettings: strict),
+        // HTTP routes (health, the call page); later auth and the REST API.
+        .target(name: "RestBridge",
+                dependencies: [.product(name: "HTTPTypes", package: "swift-http-types")],
+                resources: [.copy("Public")],
+                swiftSettings: strict),
+        // Wiring: sessions on the service thread, dispatch from Signal to Rooms, store hand-off.
+        .target(name: "Gateway",
+                dependencies: ["Signal", "Rooms", "Store", "RestBridge",
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .executableTarget(name: "switchboard",
+                          dependencies: ["Gateway", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Logging", package: "swift-log")],
+                          swiftSettings: strict),
+        .testTarget(name: "RoomsTests", dependencies: ["Rooms"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Rooms"]),
+    ]
+)

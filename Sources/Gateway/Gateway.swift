@@ -1,0 +1,338 @@
+import Foundation
+import Logging
+import RestBridge
+import Rooms
+import Signal
+import Store
+
+/// Everything the gateway needs to know at start.
+public struct GatewayConfiguration: Sendable {
+    public var signal = SignalConfiguration()
+    public var limits = RoomLimits()
+    public var openRooms = false
+    /// Messages per second a connection may send (bursts of twice as many).
+    public var messagesPerSecond = 100.0
+    /// Error replies a connection may provoke in quick succession before it is closed with 1008.
+    public var errorBudget = 30
+
+    public init() {}
+}
+
+/// Store work that finished on a store thread, handed back to the service thread.
+enum Completion: Sendable {
+    case historyLoaded(RoomCode, Result<[ChatMessage], any Error>)
+    case chatStored(ChatMessage, sender: SessionID, ref: String?, Result<Void, any Error>)
+}
+
+/// A locked queue from store threads to the service thread.
+final class Inbox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [Completion] = []
+
+    func post(_ item: Completion) { lock.withLock { items.append(item) } }
+
+    func drain() -> [Completion] {
+        lock.withLock {
+            defer { items.removeAll() }
+            return items
+        }
+    }
+}
+
+/// Connects the transport to the domain: one `Session` per WebSocket, client messages decoded and routed
+/// into `RoomDirectory`, its deliveries encoded once and queued to each recipient, store work handed to the
+/// store and its results brought back through the inbox. Lives on the service thread.
+public final class Gateway: SignalHandler {
+    private final class Session {
+        let id: SessionID
+        let connection: ConnectionID
+        let publicID: String
+        var messages: TokenBucket
+        var errors: TokenBucket
+        var joinPending = false
+
+        init(id: SessionID, connection: ConnectionID, now: Double, configuration: GatewayConfiguration) {
+            self.id = id
+            self.connection = connection
+            publicID = RandomID.make(prefix: "s", length: 16)
+            messages = TokenBucket(capacity: configuration.messagesPerSecond * 2,
+                                   ratePerSecond: configuration.messagesPerSecond, now: now)
+            errors = TokenBucket(capacity: Double(configuration.errorBudget), ratePerSecond: 1, now: now)
+        }
+    }
+
+    private struct PendingJoin {
+        let session: SessionID
+        let name: String
+        let ref: String?
+    }
+
+    public let configuration: GatewayConfiguration
+    public let server: SignalServer
+    private let rooms: RoomDirectory
+    private let store: any ChatStore
+    private let rest: RestBridge
+    private let logger: Logger
+    private let inbox = Inbox()
+    private var sessions: [SessionID: Session] = [:]
+    private var pendingJoins: [RoomCode: [PendingJoin]] = [:]
+    private var shuttingDown = false
+    private var now = 0.0
+
+    public init(configuration: GatewayConfiguration, store: any ChatStore, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.logger = logger
+        server = SignalServer(configuration: configuration.signal, logger: logger)
+        rooms = RoomDirectory(limits: configuration.limits, openRooms: configuration.openRooms)
+        rest = RestBridge(isReady: { store.ping() })
+        server.setHandler(self)
+    }
+
+    /// Serves until SIGTERM/SIGINT (or `server.requestShutdown()`), then waits for the store's writes.
+    public func run() throws {
+        try server.run()
+        try store.close()
+        logger.info("stopped")
+    }
+
+    // MARK: - SignalHandler
+
+    public func serverStarted(port: Int) {
+        logger.notice("listening on http://\(configuration.signal.host):\(port)",
+                      metadata: ["open_rooms": "\(configuration.openRooms)",
+                                 "heartbeat": "\(configuration.signal.heartbeatSeconds)"])
+    }
+
+    public func connectionOpened(_ id: ConnectionID, query: String, remoteAddress: String) {
+        now = Self.monotonicNow()
+        let sessionID = SessionID(id.rawValue)
+        if Self.queryValue("token", in: query) != nil {
+            // Tokens arrive with the auth issue; until then no token is valid.
+            send(.error(ProtocolError(.unauthorized, "invalid or expired token")), to: id)
+            server.close(id, code: .policyViolation, reason: "unauthorized")
+            return
+        }
+        let session = Session(id: sessionID, connection: id, now: now, configuration: configuration)
+        sessions[sessionID] = session
+        logger.debug("connected", metadata: ["connection": "\(id)", "remote": "\(remoteAddress)"])
+        send(.welcome(session: session.publicID, resume: RandomID.make(prefix: "r", length: 24),
+                      heartbeat: configuration.signal.heartbeatSeconds), to: id)
+    }
+
+    public func connectionReceived(_ id: ConnectionID, text: UnsafeBufferPointer<UInt8>) {
+        now = Self.monotonicNow()
+        guard let session = sessions[SessionID(id.rawValue)] else { return }
+        guard session.messages.take(now: now) else {
+            refuse(session, ProtocolError(.rateLimited, "more than \(Int(configuration.messagesPerSecond)) messages per second"))
+            return
+        }
+        do {
+            let request = try ClientRequest.decode(text)
+            try handle(request, from: session, frame: text)
+        } catch {
+            refuse(session, error)
+        }
+    }
+
+    public func connectionRejected(_ id: ConnectionID, _ rejection: InboundRejection) {
+        now = Self.monotonicNow()
+        guard let session = sessions[SessionID(id.rawValue)] else { return }
+        switch rejection {
+        case .binary:
+            refuse(session, .badRequest("binary frames are not accepted; send JSON text"))
+        case .tooLarge(let bytes):
+            refuse(session, ProtocolError(.tooLarge, "message of \(bytes) bytes is over the limit of \(configuration.signal.maxMessageBytes)"))
+        }
+    }
+
+    public func connectionClosed(_ id: ConnectionID, cause: CloseCause) {
+        guard let session = sessions.removeValue(forKey: SessionID(id.rawValue)) else { return }
+        logger.debug("disconnected", metadata: ["connection": "\(id)", "cause": "\(cause)"])
+        let deliveries = rooms.leave(session.id, reason: cause == .idle ? .timeout : .left)
+        if !shuttingDown { deliver(deliveries) }
+    }
+
+    public func httpRequest(_ id: ConnectionID, _ request: HTTPRequestMessage) {
+        let started = Self.monotonicNow()
+        rest.handle(request.head, body: request.body) { [server, logger] response in
+            logger.info("http", metadata: [
+                "method": "\(request.head.method)", "path": "\(request.head.path ?? "")",
+                "status": "\(response.status.code)",
+                "ms": "\(String(format: "%.2f", (Self.monotonicNow() - started) * 1000))",
+            ])
+            server.respond(id, with: HTTPResponseMessage(status: response.status, headerFields: response.headerFields,
+                                                         body: response.body))
+        }
+    }
+
+    public func wake() {
+        for completion in inbox.drain() {
+            switch completion {
+            case .historyLoaded(let code, let result):
+                finishJoins(code, result)
+            case .chatStored(let message, let sender, let ref, let result):
+                switch result {
+                case .success:
+                    deliver(rooms.publishChat(message, sender: sender, ref: ref))
+                case .failure(let error):
+                    logger.error("chat not stored", metadata: ["room": "\(message.room)", "error": "\(error)"])
+                    if let session = sessions[sender] {
+                        refuse(session, ProtocolError(.internal, "the message could not be stored; it was not sent",
+                                                      ref: ref))
+                    }
+                }
+            }
+        }
+    }
+
+    public func tick(now: Double) {}
+
+    public func shutdownRequested() {
+        shuttingDown = true
+    }
+
+    // MARK: - Requests
+
+    private func handle(_ request: ClientRequest, from session: Session, frame: UnsafeBufferPointer<UInt8>)
+        throws(ProtocolError)
+    {
+        let ref = request.ref
+        do throws(ProtocolError) {
+            switch request.message {
+            case .hello(let token, let resume):
+                if token != nil {
+                    send(.error(ProtocolError(.unauthorized, "invalid or expired token", ref: ref)), to: session.connection)
+                    server.close(session.connection, code: .policyViolation, reason: "unauthorized")
+                } else if resume != nil {
+                    throw ProtocolError(.notFound, "unknown resume token")
+                } else {
+                    send(.welcome(session: session.publicID, resume: RandomID.make(prefix: "r", length: 24),
+                                  heartbeat: configuration.signal.heartbeatSeconds), to: session.connection)
+                }
+
+            case .join(let text, let name):
+                let code = try rooms.resolve(code: text)
+                let name = try rooms.validateName(name)
+                if session.joinPending || rooms.room(of: session.id) != nil {
+                    throw ProtocolError(.conflict, "already in a room; leave it first")
+                }
+                if rooms.isLive(code) {
+                    deliver(try rooms.join(session.id, code: code, name: name, ref: ref))
+                } else {
+                    // The room's chat history comes from the store before the room opens.
+                    session.joinPending = true
+                    let first = pendingJoins[code] == nil
+                    pendingJoins[code, default: []].append(PendingJoin(session: session.id, name: name, ref: ref))
+                    if first {
+                        store.recentChat(room: code.key, limit: configuration.limits.chatHistory) { [inbox, server] result in
+                            inbox.post(.historyLoaded(code, result))
+                            server.wakeUp()
+                        }
+                    }
+                }
+
+            case .leave:
+                guard rooms.room(of: session.id) != nil else {
+                    throw ProtocolError(.notInRoom, "not in a room")
+                }
+                deliver(rooms.leave(session.id, reason: .left))
+                acknowledge(ref, session)
+
+            case .signal(let to, let dataRange):
+                let route = try rooms.route(signalFrom: session.id, to: to)
+                let data = UnsafeBufferPointer(rebasing: frame[dataRange])
+                let bytes = ServerMessage.encodeSignal(from: route.from, data: data, headroom: OutgoingFrame.headroom)
+                server.send(OutgoingFrame(bytesWithHeadroom: bytes), to: ConnectionID(route.to.rawValue))
+                acknowledge(ref, session)
+
+            case .chat(let text):
+                let message = try rooms.prepareChat(from: session.id, text: text)
+                let sender = session.id
+                store.appendChat(message) { [inbox, server] result in
+                    inbox.post(.chatStored(message, sender: sender, ref: ref, result))
+                    server.wakeUp()
+                }
+
+            case .typing(let on):
+                deliver(try rooms.typing(from: session.id, on: on))
+                acknowledge(ref, session)
+
+            case .unsupported(let type):
+                throw ProtocolError.badRequest("'\(type)' is not supported by this server yet")
+            }
+        } catch {
+            var error = error
+            if error.ref == nil { error.ref = ref }
+            throw error
+        }
+    }
+
+    private func finishJoins(_ code: RoomCode, _ result: Result<[ChatMessage], any Error>) {
+        guard let waiting = pendingJoins.removeValue(forKey: code) else { return }
+        let history: [ChatMessage]
+        switch result {
+        case .success(let messages):
+            history = messages
+        case .failure(let error):
+            logger.error("chat history not loaded", metadata: ["room": "\(code.key)", "error": "\(error)"])
+            history = []
+        }
+        for pending in waiting {
+            guard let session = sessions[pending.session] else { continue }
+            session.joinPending = false
+            do {
+                deliver(try rooms.join(session.id, code: code, name: pending.name, ref: pending.ref, history: history))
+            } catch {
+                refuse(session, error)
+            }
+        }
+    }
+
+    // MARK: - Output
+
+    private func acknowledge(_ ref: String?, _ session: Session) {
+        if let ref { send(.ack(ref: ref), to: session.connection) }
+    }
+
+    /// Sends an error; a connection that provokes too many in quick succession is closed with 1008.
+    private func refuse(_ session: Session, _ error: ProtocolError) {
+        send(.error(error), to: session.connection)
+        if !session.errors.take(now: now) {
+            logger.info("closing misbehaving connection", metadata: ["connection": "\(session.connection)"])
+            server.close(session.connection, code: .policyViolation, reason: "too many invalid messages")
+        }
+    }
+
+    private func send(_ message: ServerMessage, to connection: ConnectionID) {
+        let frame = OutgoingFrame(bytesWithHeadroom: message.encode(headroom: OutgoingFrame.headroom),
+                                  droppable: message.isDroppable)
+        server.send(frame, to: connection)
+    }
+
+    private func deliver(_ deliveries: [Delivery]) {
+        for delivery in deliveries {
+            let frame = OutgoingFrame(bytesWithHeadroom: delivery.message.encode(headroom: OutgoingFrame.headroom),
+                                      droppable: delivery.message.isDroppable)
+            for recipient in delivery.recipients {
+                server.send(frame, to: ConnectionID(recipient.rawValue))
+            }
+        }
+    }
+
+    // MARK: - Helpers
+
+    static func queryValue(_ name: String, in query: String) -> String? {
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.first == Substring(name) { return parts.count > 1 ? String(parts[1]) : "" }
+        }
+        return nil
+    }
+
+    static func monotonicNow() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import Gateway
+import Logging
+import Store
+
+/// `switchboard`: the signaling and presence server. Flags win over `SWITCHBOARD_*` environment variables.
+@main
+struct Switchboard: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchboard",
+        abstract: "Real-time signaling and presence server (WebSocket + REST on one port).")
+
+    private static let environment = ProcessInfo.processInfo.environment
+    private static func env(_ name: String) -> String? { environment["SWITCHBOARD_" + name] }
+    private static func envInt(_ name: String, _ fallback: Int) -> Int { env(name).flatMap { Int($0) } ?? fallback }
+    private static func envFlag(_ name: String) -> Bool {
+        ["1", "true", "yes", "on"].contains(env(name)?.lowercased() ?? "")
+    }
+
+    @Option(help: "Address to listen on (SWITCHBOARD_HOST).")
+    var host: String = env("HOST") ?? "127.0.0.1"
+
+    @Option(help: "Port to listen on; 0 picks a free one (SWITCHBOARD_PORT).")
+    var port: Int = envInt("PORT", 8080)
+
+    @Option(help: "Data directory for the SQLite store (SWITCHBOARD_DATA).")
+    var data: String = env("DATA") ?? "./data"
+
+    @Flag(help: "Let any room code be joined; a room lives while it has members (SWITCHBOARD_OPEN_ROOMS).")
+    var openRooms = envFlag("OPEN_ROOMS")
+
+    @Option(help: "Seconds of silence before a ping; two of them close the connection (SWITCHBOARD_HEARTBEAT).")
+    var heartbeat: Int = envInt("HEARTBEAT", 10)
+
+    @Option(help: "Largest WebSocket message in bytes (SWITCHBOARD_MAX_MESSAGE_BYTES).")
+    var maxMessageBytes: Int = envInt("MAX_MESSAGE_BYTES", 64 * 1024)
+
+    @Option(help: "Most peers in one room (SWITCHBOARD_MAX_ROOM_PEERS).")
+    var maxRoomPeers: Int = envInt("MAX_ROOM_PEERS", 50)
+
+    @Option(help: "Longest display name in characters (SWITCHBOARD_MAX_NAME_LENGTH).")
+    var maxNameLength: Int = envInt("MAX_NAME_LENGTH", 64)
+
+    @Option(help: "Longest chat message in characters (SWITCHBOARD_MAX_CHAT_LENGTH).")
+    var maxChatLength: Int = envInt("MAX_CHAT_LENGTH", 4000)
+
+    @Option(help: "Messages per second one connection may send; bursts of twice that (SWITCHBOARD_RATE_LIMIT).")
+    var rateLimit: Int = envInt("RATE_LIMIT", 100)
+
+    @Option(help: "Bytes queued for one slow connection before it is closed (SWITCHBOARD_MAX_QUEUE_BYTES).")
+    var maxQueueBytes: Int = envInt("MAX_QUEUE_BYTES", 1 << 20)
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error (SWITCHBOARD_LOG_LEVEL).")
+    var logLevel: String = env("LOG_LEVEL") ?? "info"
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0-65535") }
+        guard (1...3600).contains(heartbeat) else { throw ValidationError("--heartbeat must be 1-3600 seconds") }
+        guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
+        guard maxRoomPeers >= 2 else { throw ValidationError("--max-room-peers must be at least 2") }
+        guard maxNameLength >= 1, maxChatLength >= 1 else { throw ValidationError("lengths must be positive") }
+        guard rateLimit >= 1 else { throw ValidationError("--rate-limit must be at least 1") }
+        guard maxQueueBytes >= maxMessageBytes else {
+            throw ValidationError("--max-queue-bytes must be at least --max-message-bytes")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardOutput(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "switchboard")
+
+        var configuration = GatewayConfiguration()
+        configuration.signal.host = host
+        configuration.signal.port = port
+        configuration.signal.heartbeatSeconds = heartbeat
+        configuration.signal.maxMessageBytes = maxMessageBytes
+        configuration.signal.maxQueueBytes = maxQueueBytes
+        configuration.limits.maxPeersPerRoom = maxRoomPeers
+        configuration.limits.maxNameLength = maxNameLength
+        configuration.limits.maxChatLength = maxChatLength
+        configuration.openRooms = openRooms
+        configuration.messagesPerSecond = Double(rateLimit)
+
+        logger.info("starting", metadata: [
+            "host": "\(host)", "port": "\(port)", "data": "\(data)", "open_rooms": "\(openRooms)",
+            "heartbeat": "\(heartbeat)", "max_message_bytes": "\(maxMessageBytes)",
+            "max_room_peers": "\(maxRoomPeers)", "rate_limit": "\(rateLimit)", "max_queue_bytes": "\(maxQueueBytes)",
+        ])
+        let store = try SQLiteStore(directory: URL(fileURLWithPath: data, isDirectory: true))
+        let gateway = Gateway(configuration: configuration, store: store, logger: logger)
+        try gateway.run()
+    }
+}

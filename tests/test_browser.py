@@ -1,0 +1,158 @@
+"""End to end: two real headless Chromium browsers hold a call through the server's own call page.
+
+Each browser has its own profile and fake camera/microphone. Both open `/?room=…&name=…` on the live
+server, join through the page's form, and the test passes only when, between them:
+- a message on the WebRTC data channel ("chat-dc") sent by A arrives at B,
+- inbound video bytes (getStats, inbound-rtp, kind video) grow at B and at A,
+- a chat message typed at A (server `chat`) shows up at B, as text (not markup),
+- A's typing indicator reaches B.
+On failure the message carries both browsers' console logs, page state and the server log.
+"""
+import json
+import os
+import secrets
+import time
+
+import pytest
+
+from cdp import CHROMIUM, Browser
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed")
+
+js = json.dumps  # a Python value as a JavaScript literal
+
+CONNECT_TIMEOUT = 25  # seconds for both browsers to join, negotiate and open the data channel
+BUDGET = 55  # seconds for the whole test, browser start-up included; every wait is capped by what is left
+
+
+class Call:
+    """Two browsers in one room, with diagnostics for assertion messages."""
+
+    def __init__(self, base_url, server_log=lambda: ""):
+        self.base_url = base_url
+        self.server_log = server_log
+        self.room = "E2E-" + secrets.token_hex(4).upper()
+        self.browsers = []
+        self.pages = {}
+        self.deadline = time.monotonic() + BUDGET
+
+    def wait(self, page, expression, timeout, message):
+        """Poll `expression` in `page` until truthy, within `timeout` and the test's overall budget."""
+        left = self.deadline - time.monotonic()
+        self.check(left > 0 and page.wait_for(expression, timeout=min(timeout, left)), message)
+
+    def open(self, name):
+        browser = Browser(name)
+        self.browsers.append(browser)
+        page = browser.new_page()
+        self.pages[name] = page
+        page.navigate(f"{self.base_url}/?room={self.room}&name={name}")
+        self.wait(page, "typeof window.switchboardTest === 'object'", 5,
+                  f"{name}: the call page did not set up window.switchboardTest")
+        return page
+
+    def join(self, name):
+        page = self.pages[name]
+        form = page.evaluate("""(() => {
+            const value = (id) => document.getElementById(id).value;
+            return { room: value('room'), name: value('name') };
+        })()""")
+        self.check(form == {"room": self.room, "name": name}, f"{name}: form not prefilled from the URL: {form}")
+        page.evaluate("document.getElementById('join-form').requestSubmit()")
+        self.wait(page, "window.switchboardTest.joined", 10, f"{name}: never joined")
+
+    def diagnostics(self):
+        parts = []
+        for name, page in self.pages.items():
+            try:
+                state = page.evaluate("JSON.stringify(window.switchboardTest && window.switchboardTest.snapshot())")
+            except Exception as e:  # the page may be the thing that broke
+                state = f"(unavailable: {e})"
+            try:
+                logs = page.log_text()
+            except Exception as e:
+                logs = "\n".join(page.logs) + f"\n(reading more failed: {e})"
+            parts.append(f"--- browser {name}: state ---\n{state}\n--- browser {name}: console ---\n{logs}")
+        for browser in self.browsers:
+            tail = browser.stderr_tail(15)
+            if tail:
+                parts.append(f"--- browser {browser.name}: stderr (tail) ---\n{tail}")
+        parts.append(f"--- server log ---\n{self.server_log()}")
+        return "\n".join(parts)
+
+    def check(self, condition, message):
+        if not condition:
+            raise AssertionError(f"{message}\n{self.diagnostics()}")
+
+    def close(self):
+        for browser in self.browsers:
+            browser.close()
+
+
+def run_call(base_url, server_log=lambda: ""):
+    call = Call(base_url, server_log)
+    try:
+        a = call.open("A")
+        b = call.open("B")
+        call.join("A")
+        call.join("B")  # the later joiner: A gets peer-joined and makes the offer
+
+        ids = {n: p.evaluate("window.switchboardTest.peerId") for n, p in call.pages.items()}
+        call.wait(a, f"window.switchboardTest.remotePeerId === {js(ids['B'])}", 5, f"A never saw B join ({ids})")
+        call.check(b.evaluate("window.switchboardTest.remotePeerId") == ids["A"], f"B does not see A ({ids})")
+
+        # Media and data channel up on both sides.
+        for name, page in call.pages.items():
+            call.wait(page, "window.switchboardTest.dcOpen", CONNECT_TIMEOUT, f"{name}: data channel never opened")
+
+        # 1. Data channel A -> B.
+        text = "over the data channel " + secrets.token_hex(4)
+        call.check(a.evaluate(f"window.switchboardTest.sendDataChannel({js(text)})") == 1,
+                   "A had no open data channel to send on")
+        call.wait(b, f"window.switchboardTest.dcMessages.some(m => m.text === {js(text)})", 5,
+                  f"B never received the data-channel message {js(text)}")
+
+        # 2. Video flows both ways: inbound bytes grow between two samples a second apart.
+        for name, page in call.pages.items():
+            call.wait(page, "window.switchboardTest.inboundVideoBytes().then(n => n > 0)", 10,
+                      f"{name}: no inbound video at all")
+        first = {n: p.evaluate("window.switchboardTest.inboundVideoBytes()") for n, p in call.pages.items()}
+        time.sleep(1)
+        second = {n: p.evaluate("window.switchboardTest.inboundVideoBytes()") for n, p in call.pages.items()}
+        for name in ("B", "A"):
+            call.check(second[name] > first[name] > 0,
+                       f"{name}: inbound video bytes did not grow: {first[name]} then {second[name]}")
+
+        # 3. Typing indicator A -> B, through the chat box.
+        a.evaluate("""(() => {
+            const input = document.getElementById('chat-input');
+            input.value = 'typ';
+            input.dispatchEvent(new Event('input', { bubbles: true }));
+        })()""")
+        call.wait(b, f"window.switchboardTest.typing.includes({js(ids['A'])})", 5, "B never saw A typing")
+        call.wait(b, "document.getElementById('typing').textContent.includes('A is typing')", 2,
+                  "B's typing indicator does not name A")
+
+        # 4. Chat A -> B through the form; markup in it must stay text.
+        chat = f"<b id='xss'>hi</b> from A {secrets.token_hex(4)}"
+        a.evaluate(f"""(() => {{
+            document.getElementById('chat-input').value = {js(chat)};
+            document.getElementById('chat-form').requestSubmit();
+        }})()""")
+        call.wait(b, f"window.switchboardTest.chat.some(m => m.text === {js(chat)} && m.name === 'A' "
+                     f"&& m.from === {js(ids['A'])})", 5, f"B never received A's chat message {js(chat)}")
+        call.check(b.evaluate(f"document.getElementById('messages').textContent.includes({js(chat)})"),
+                   "A's chat message is not shown in B's chat panel")
+        call.check(b.evaluate("document.getElementById('xss') === null"), "chat text was rendered as HTML at B")
+        call.wait(b, "document.getElementById('typing').textContent === ''", 3,
+                  "B still shows A typing after A sent the message")
+    except AssertionError:
+        raise
+    except Exception as e:  # CDP trouble, timeouts: still show what the browsers and the server said
+        raise AssertionError(f"{type(e).__name__}: {e}\n{call.diagnostics()}") from e
+    finally:
+        call.close()
+
+
+def test_two_browsers_call(server):
+    run_call(server.http_url, server.log)

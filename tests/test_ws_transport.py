@@ -1,0 +1,406 @@
+"""Transport-level behaviour tested with a hand-made WebSocket client on a raw socket:
+heartbeat (pings, timeout), slow consumers, invalid UTF-8."""
+import base64
+import hashlib
+import json
+import os
+import socket
+import struct
+import time
+
+import pytest
+from websockets.sync.client import connect
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class Closed(Exception):
+    def __init__(self, code, reason=b""):
+        super().__init__(f"closed with {code}")
+        self.code = code
+        self.reason = reason
+
+
+class RawWS:
+    """RFC 6455 by hand: HTTP upgrade, masked client frames, unmasked server frames. Pings are only
+    answered when the caller reads with `pong=True`."""
+
+    def __init__(self, port, path="/ws", rcvbuf=None, timeout=5):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = self.sock.recv(4096)
+            assert chunk, "server closed during the handshake"
+            buf += chunk
+        head, _, self.buf = buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        assert lines[0].startswith("HTTP/1.1 101"), lines[0]
+        headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:] if ":" in l)}
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        assert headers.get("sec-websocket-accept") == accept, headers
+        self.pings = 0
+
+    # -- writing
+    def send_frame(self, opcode, payload=b"", fin=True):
+        n = len(payload)
+        head = bytes([(0x80 if fin else 0) | opcode])
+        if n < 126:
+            head += bytes([0x80 | n])
+        elif n < 65536:
+            head += bytes([0x80 | 126]) + struct.pack("!H", n)
+        else:
+            head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+        mask = os.urandom(4)
+        if n:
+            m = (mask * (n // 4 + 1))[:n]
+            payload = (int.from_bytes(payload, "big") ^ int.from_bytes(m, "big")).to_bytes(n, "big")
+        self.sock.sendall(head + mask + payload)
+
+    def send_json(self, obj):
+        self.send_frame(0x1, json.dumps(obj).encode())
+
+    # -- reading
+    def _read(self, n, deadline):
+        while len(self.buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                raise TimeoutError
+            if not chunk:
+                raise EOFError("connection closed without a close frame")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def recv_frame(self, timeout=5):
+        deadline = time.monotonic() + timeout
+        b0, b1 = self._read(2, deadline)
+        assert not b1 & 0x80, "server frames must not be masked"
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._read(2, deadline))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._read(8, deadline))[0]
+        return bool(b0 & 0x80), b0 & 0x0F, self._read(n, deadline)
+
+    def recv_json(self, timeout=5, pong=True):
+        """Next text message; answers pings on the way (when `pong`), raises Closed on a close frame."""
+        deadline = time.monotonic() + timeout
+        parts = []
+        while True:
+            fin, op, payload = self.recv_frame(max(0.0, deadline - time.monotonic()))
+            if op == 0x9:
+                self.pings += 1
+                if pong:
+                    self.send_frame(0xA, payload)
+                continue
+            if op == 0xA:
+                continue
+            if op == 0x8:
+                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+                raise Closed(code, payload[2:])
+            parts.append(payload)
+            if fin:
+                return json.loads(b"".join(parts).decode())
+
+    def expect(self, type_, timeout=5):
+        while True:
+            m = self.recv_json(timeout)
+            if m.get("type") != "call":
+                break
+        assert m.get("type") == type_, f"expected {type_!r}, got {m!r}"
+        return m
+
+    def read_to_end(self, timeout=10):
+        """Read (and answer nothing) until the server closes; returns the close code, or 'eof'."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fin, op, payload = self.recv_frame(max(0.0, deadline - time.monotonic()))
+            except EOFError:
+                return "eof"
+            except ConnectionResetError:
+                return "eof"
+            if op == 0x8:
+                return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Conn:
+    """python-websockets client (answers pings by itself) with JSON helpers; `call` events are skipped."""
+
+    def __init__(self, url):
+        self.ws = connect(url, open_timeout=5, max_size=None, ping_interval=None)
+        self.welcome = json.loads(self.ws.recv(timeout=5))
+        assert self.welcome["type"] == "welcome"
+
+    def send(self, obj):
+        self.ws.send(json.dumps(obj))
+
+    def recv(self, timeout=5):
+        while True:
+            m = json.loads(self.ws.recv(timeout=timeout))
+            if m.get("type") != "call":
+                return m
+
+    def expect(self, type_, timeout=5):
+        m = self.recv(timeout)
+        assert m.get("type") == type_, f"expected {type_!r}, got {m!r}"
+        return m
+
+    def quiet(self, within):
+        deadline = time.monotonic() + within
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                m = self.recv(left)
+            except TimeoutError:
+                return
+            raise AssertionError(f"expected no message, got {m!r}")
+
+    def join(self, room, name):
+        self.send({"type": "join", "room": room, "name": name})
+        return self.expect("joined")
+
+    def close(self):
+        try:
+            self.ws.close()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def track():
+    """Close every client a test made."""
+    made = []
+
+    def add(x):
+        made.append(x)
+        return x
+
+    yield add
+    for x in made:
+        x.close()
+
+
+# ------------------------------------------------------------------------------------------ heartbeat
+
+def test_heartbeat_drops_silent_client_and_keeps_responsive_one(server_factory, track):
+    s = server_factory("--open-rooms", "--heartbeat", "1")
+    a = track(Conn(s.ws_url))
+    assert a.welcome["heartbeat"] == 1
+    ida = a.join("beatroom", "Ann")["peer"]
+
+    r = track(RawWS(s.port))
+    w = r.recv_json()
+    assert w["type"] == "welcome" and w["heartbeat"] == 1, w
+    r.send_json({"type": "join", "room": "beatroom", "name": "Silent"})
+    jr = r.expect("joined")
+    t_last_sent = time.monotonic()
+    assert [p["peer"] for p in jr["peers"]] == [ida]
+    assert a.expect("peer-joined")["peer"] == jr["peer"]
+    # From now on the raw client neither reads nor writes: it never answers a ping.
+
+    m = a.recv(timeout=8)
+    elapsed = time.monotonic() - t_last_sent
+    assert m == {"type": "peer-left", "peer": jr["peer"], "reason": "timeout"}, m
+    assert 1.5 <= elapsed <= 4.5, f"silent client dropped after {elapsed:.2f}s with --heartbeat 1"
+
+    # Ann, idle but answering pings (python-websockets does that by itself), is still there after 3.5 s.
+    a.quiet(max(0.0, 3.5 - (time.monotonic() - t_last_sent)))
+    a.send({"type": "typing", "on": True, "ref": "alive"})
+    assert a.expect("ack")["ref"] == "alive"
+    # The silent client's socket was closed by the server.
+    assert r.read_to_end(timeout=5) in (1001, 1006, 1008, 1000, None, "eof")
+
+
+def test_heartbeat_server_pings_and_pong_keeps_connection(server_factory, track):
+    s = server_factory("--open-rooms", "--heartbeat", "1")
+    a = track(Conn(s.ws_url))
+    ida = a.join("pingroom", "Ann")["peer"]
+    r = track(RawWS(s.port))
+    r.recv_json()
+    r.send_json({"type": "join", "room": "pingroom", "name": "Ponger"})
+    jr = r.expect("joined")
+    a.expect("peer-joined")
+    # Read for 3.5 s answering every ping, sending nothing else.
+    t0 = time.monotonic()
+    other = []
+    while time.monotonic() - t0 < 3.5:
+        try:
+            m = r.recv_json(timeout=max(0.0, 3.5 - (time.monotonic() - t0)), pong=True)
+            if m.get("type") != "call":
+                other.append(m)
+        except TimeoutError:
+            break
+    assert r.pings >= 2, f"expected server pings every ~1 s, got {r.pings} in 3.5 s"
+    assert other == [], other
+    a.quiet(0.1)  # no peer-left: a client that answers pings stays
+    r.send_json({"type": "signal", "to": ida, "data": {"still": "here"}, "ref": "s"})
+    assert r.expect("ack")["ref"] == "s"
+    assert a.expect("signal") == {"type": "signal", "from": jr["peer"], "data": {"still": "here"}}
+
+
+def test_no_ping_while_client_is_busy(server_factory, track):
+    """Pings are sent only after a heartbeat without traffic; regular traffic counts as alive."""
+    s = server_factory("--open-rooms", "--heartbeat", "1")
+    a = track(Conn(s.ws_url))
+    a.join("busyroom", "Ann")
+    r = track(RawWS(s.port))
+    r.recv_json()
+    r.send_json({"type": "join", "room": "busyroom", "name": "Busy"})
+    r.expect("joined")
+    a.expect("peer-joined")
+    t0 = time.monotonic()
+    i = 0
+    while time.monotonic() - t0 < 2.5:
+        r.send_json({"type": "typing", "on": bool(i % 2), "ref": f"t{i}"})
+        assert r.expect("ack")["ref"] == f"t{i}"
+        a.expect("typing")
+        i += 1
+        # wait ~0.3 s for anything the server sends unasked (a ping would be answered and counted)
+        try:
+            m = r.recv_json(timeout=0.3, pong=False)
+            if m.get("type") != "call":
+                raise AssertionError(f"unexpected {m!r}")
+        except TimeoutError:
+            pass
+    assert r.pings == 0, f"{r.pings} pings although the client sent every 0.3 s"
+    a.quiet(0.1)
+
+
+# -------------------------------------------------------------------------------------- slow consumer
+
+def flood(f, to, size=30000, batch=8, limit=2000):
+    """Send `to` large signals in batches (the last of each with a ref, waited for) until `peer-left` for it
+    arrives. Returns (peer-left message, signals sent, not_found errors seen)."""
+    blob = json.dumps({"type": "offer", "sdp": "v=0\r\n" + "a=x-filler:" + "z" * size})
+    sent, not_found = 0, 0
+    t0 = time.monotonic()
+    while sent < limit and time.monotonic() - t0 < 30:
+        for k in range(batch):
+            ref = ',"ref":"b%d"' % sent if k == batch - 1 else ""
+            f.ws.send('{"type":"signal","to":"%s","data":%s%s}' % (to, blob, ref))
+            sent += 1
+        while True:
+            m = f.recv()
+            if m["type"] == "ack":
+                break
+            if m["type"] == "error":
+                # Signals still in flight when the slow peer was dropped are not_found.
+                assert m["code"] == "not_found", m
+                not_found += 1
+                continue
+            assert m["type"] == "peer-left", m
+            return m, sent, not_found
+    raise AssertionError(f"slow consumer still connected after {sent} signals of {size} bytes")
+
+
+def test_slow_consumer_is_closed_and_others_go_on(server_factory, track):
+    s = server_factory("--open-rooms", "--max-queue-bytes", "65536", "--rate-limit", "5000")
+    slow = track(RawWS(s.port, rcvbuf=4096))
+    slow.recv_json()
+    slow.send_json({"type": "join", "room": "slowroom", "name": "Slow"})
+    ids = slow.expect("joined")["peer"]
+    # The slow client never reads again.
+    f = track(Conn(s.ws_url))
+    idf = f.join("slowroom", "Flooder")["peer"]
+    o = track(Conn(s.ws_url))
+    ido = o.join("slowroom", "Other")["peer"]
+    assert f.expect("peer-joined")["peer"] == ido
+
+    left, sent, _ = flood(f, ids)
+    assert left["peer"] == ids, left
+    # The others go on: Other saw nothing of the flood, then sees Slow leave too.
+    assert o.recv() == left
+    f.send({"type": "chat", "text": "still fine?", "ref": "c"})
+    while True:
+        m = f.recv()
+        if m["type"] == "error" and m["code"] == "not_found":
+            continue  # late replies to the last batch
+        break
+    assert m["type"] == "chat" and m["ref"] == "c", m
+    assert o.expect("chat")["text"] == "still fine?"
+    o.send({"type": "signal", "to": idf, "data": {"ok": 1}, "ref": "s"})
+    assert o.expect("ack")["ref"] == "s"
+    assert f.recv() == {"type": "signal", "from": ido, "data": {"ok": 1}}
+    # Later signals to the departed peer are refused, not queued.
+    f.send({"type": "signal", "to": ids, "data": 1, "ref": "late"})
+    err = f.expect("error")
+    assert err["code"] == "not_found" and err["ref"] == "late", err
+    # The slow client's connection is closed.
+    end = slow.read_to_end(timeout=15)
+    assert end in ("eof", 1008), f"slow consumer ended with {end!r}"
+    assert s.proc.poll() is None
+
+
+def test_slow_consumer_close_code_is_1008(server_factory, track):
+    """Docs: a slow consumer is closed with 1008. Read what the server wrote once the buffers drain."""
+    s = server_factory("--open-rooms", "--max-queue-bytes", "65536", "--rate-limit", "5000")
+    slow = track(RawWS(s.port, rcvbuf=4096))
+    slow.recv_json()
+    slow.send_json({"type": "join", "room": "slow2", "name": "Slow"})
+    ids = slow.expect("joined")["peer"]
+    f = track(Conn(s.ws_url))
+    f.join("slow2", "Flooder")
+    flood(f, ids)
+    assert slow.read_to_end(timeout=15) == 1008
+
+
+# ------------------------------------------------------------------------------------------- framing
+
+def test_invalid_utf8_text_closes_1007(server, client_factory, track):
+    a = client_factory()
+    a.join("utfroom", "Ann")
+    r = track(RawWS(server.port))
+    r.recv_json()
+    r.send_json({"type": "join", "room": "utfroom", "name": "Bad"})
+    r_peer = r.expect("joined")["peer"]
+    a.expect("peer-joined")
+    r.send_frame(0x1, b'{"type":"chat","text":"\xff\xfe bad"}')
+    with pytest.raises(Closed) as e:
+        while True:
+            r.recv_json()
+    assert e.value.code == 1007
+    assert a.expect("peer-left")["peer"] == r_peer
+    a.expect_nothing(0.2)  # the chat was never broadcast
+
+
+def test_raw_client_valid_utf8_and_fragments(server, client_factory, track):
+    """A hand-framed client: multi-byte UTF-8 split across continuation frames is reassembled."""
+    a = client_factory()
+    a.join("fragroom", "Ann")
+    r = track(RawWS(server.port))
+    r.recv_json()
+    r.send_json({"type": "join", "room": "fragroom", "name": "Frag"})
+    idr = r.expect("joined")["peer"]
+    a.expect("peer-joined")
+    text = "h\u00e9llo \U0001F600 w\u00f6rld"
+    payload = json.dumps({"type": "chat", "text": text, "ref": "f"}, ensure_ascii=False).encode()
+    cut1 = payload.index("\U0001F600".encode()) + 2  # split inside the 4-byte emoji
+    r.send_frame(0x1, payload[:cut1], fin=False)
+    r.send_frame(0x0, payload[cut1:cut1 + 5], fin=False)
+    r.send_frame(0x0, payload[cut1 + 5:], fin=True)
+    mine = r.expect("chat")
+    assert mine["text"] == text and mine["ref"] == "f"
+    theirs = a.expect("chat")
+    assert theirs["text"] == text and theirs["from"] == idr
