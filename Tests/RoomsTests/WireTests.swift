@@ -1,0 +1,139 @@
+import Foundation
+import Testing
+@testable import Rooms
+
+private func decode(_ text: String) throws(ProtocolError) -> ClientRequest {
+    let bytes = Array(text.utf8)
+    return try bytes.withUnsafeBufferPointer { buffer throws(ProtocolError) in try ClientRequest.decode(buffer) }
+}
+
+private func decodeError(_ text: String) -> ProtocolError? {
+    do {
+        _ = try decode(text)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+@Suite struct ClientMessageDecoding {
+    @Test func decodesEveryImplementedType() throws {
+        #expect(try decode(#"{"type":"join","room":"abc","name":"Ann","ref":"r1"}"#)
+            == ClientRequest(message: .join(room: "abc", name: "Ann"), ref: "r1"))
+        #expect(try decode(#"{"type":"leave"}"#).message == .leave)
+        #expect(try decode(#"{"type":"chat","text":"hi \u00e9\n"}"#).message == .chat(text: "hi é\n"))
+        #expect(try decode(#"{"type":"typing","on":false}"#).message == .typing(on: false))
+        #expect(try decode(#"{"type":"hello","resume":"r"}"#).message == .hello(token: nil, resume: "r"))
+        #expect(try decode(#"{"type":"quality","stats":{}}"#).message == .unsupported(type: "quality"))
+    }
+
+    @Test func keepsSignalDataAsRawBytes() throws {
+        let text = #"{"type":"signal","to":"p1","data": {"sdp":"v=0\r\n","n":[1e400,0.10000000000000001,-0]} }"#
+        let request = try decode(text)
+        guard case .signal(let to, let range) = request.message else {
+            Issue.record("not a signal: \(request)")
+            return
+        }
+        #expect(to == "p1")
+        let raw = String(decoding: Array(text.utf8)[range], as: UTF8.self)
+        #expect(raw == #"{"sdp":"v=0\r\n","n":[1e400,0.10000000000000001,-0]}"#)
+    }
+
+    @Test func refusesMalformedInputWithBadRequest() {
+        let cases = [
+            "", "   ", "{", "[]", "\"join\"", "null", #"{"type":"join","room":"a","name":"b"} x"#,
+            #"{"type":1}"#, #"{"room":"a"}"#, #"{"type":"nope"}"#, #"{"type":"join","room":5,"name":"a"}"#,
+            #"{"type":"typing","on":"yes"}"#, #"{"type":"signal","to":"p"}"#, #"{"type":"chat"}"#,
+            #"{"type":"chat","text":"a\u0"}"#, #"{"type":"chat","text":"a"#, "{\"type\":\"chat\",\"text\":\"a\u{01}\"}",
+            #"{"type":"signal","to":"p","data":[1,]}"#, #"{"type":"signal","to":"p","data":01}"#,
+            #"{"type":"signal","to":"p","data":tru}"#, #"{"type":"leave",}"#,
+        ]
+        for text in cases {
+            #expect(decodeError(text)?.code == .badRequest, "\(text)")
+        }
+    }
+
+    @Test func copiesRefIntoErrors() {
+        #expect(decodeError(#"{"type":"join","ref":"x1"}"#)?.ref == "x1")
+        #expect(decodeError(#"{"type":"bogus","ref":"x2"}"#)?.ref == "x2")
+    }
+
+    @Test func limitsNestingDepth() {
+        let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        let error = decodeError(#"{"type":"signal","to":"p","data":"# + deep + "}")
+        #expect(error?.code == .badRequest)
+        #expect(error?.message.contains("nested") == true)
+        let fine = String(repeating: "[", count: 30) + String(repeating: "]", count: 30)
+        #expect(decodeError(#"{"type":"signal","to":"p","data":"# + fine + "}") == nil)
+    }
+
+    @Test func decodesSurrogatePairs() throws {
+        #expect(try decode(#"{"type":"chat","text":"\ud83d\ude00"}"#).message == .chat(text: "😀"))
+    }
+}
+
+@Suite struct ServerMessageEncoding {
+    @Test func encodesExactWireShapes() throws {
+        let welcome = String(decoding: ServerMessage.welcome(session: "s1", resume: "r1", heartbeat: 10).encode(),
+                             as: UTF8.self)
+        #expect(welcome == #"{"type":"welcome","session":"s1","resume":"r1","heartbeat":10,"user":null}"#)
+        let error = String(decoding: ServerMessage.error(ProtocolError(.notInRoom, "say \"hi\"\n", ref: "a")).encode(),
+                           as: UTF8.self)
+        #expect(error == #"{"type":"error","code":"not_in_room","message":"say \"hi\"\n","ref":"a"}"#)
+        let left = String(decoding: ServerMessage.peerLeft(peer: PeerID("p2"), reason: .timeout).encode(), as: UTF8.self)
+        #expect(left == #"{"type":"peer-left","peer":"p2","reason":"timeout"}"#)
+    }
+
+    @Test func encodedTextIsValidJSONForAwkwardStrings() throws {
+        let text = "tab\t ctrl\u{01} quote\" backslash\\ emoji😀 nul\u{0}"
+        let message = ChatMessage(id: "m", room: "R", from: PeerID("p"), name: "N", text: text,
+                                  sentAt: Date(timeIntervalSince1970: 1_700_000_000.25))
+        let data = Data(ServerMessage.chat(message, ref: nil).encode())
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(object["text"] as? String == text)
+        #expect(object["ts"] as? String == "2023-11-14T22:13:20.250Z")
+    }
+
+    @Test func signalWrapsRawDataUnchanged() {
+        let data = Array(#"{"candidate":"a b c","sdpMLineIndex":0}"#.utf8)
+        let bytes = data.withUnsafeBufferPointer { ServerMessage.encodeSignal(from: PeerID("pX"), data: $0, headroom: 4) }
+        #expect(bytes.prefix(4) == [0, 0, 0, 0])
+        #expect(String(decoding: bytes.dropFirst(4), as: UTF8.self)
+            == #"{"type":"signal","from":"pX","data":{"candidate":"a b c","sdpMLineIndex":0}}"#)
+    }
+}
+
+@Suite struct RoomCodes {
+    @Test func normalisesCallCodes() throws {
+        let a = try #require(RoomCode(parsing: "k7m2qx9tb", allowAnyCode: false))
+        let b = try #require(RoomCode(parsing: "K7M-2QX-9TB", allowAnyCode: false))
+        #expect(a == b)
+        #expect(a.display == "K7M-2QX-9TB")
+        #expect(a.isCallCode)
+    }
+
+    @Test func refusesAmbiguousOrMalformedCodes() {
+        #expect(RoomCode(parsing: "K7M-2QX-9T0", allowAnyCode: false) == nil)  // 0 is not in the alphabet
+        #expect(RoomCode(parsing: "K7M-2QX-9TI", allowAnyCode: false) == nil)
+        #expect(RoomCode(parsing: "", allowAnyCode: true) == nil)
+        #expect(RoomCode(parsing: "---", allowAnyCode: true) == nil)
+        #expect(RoomCode(parsing: "a b", allowAnyCode: true) == nil)
+        #expect(RoomCode(parsing: "é", allowAnyCode: true) == nil)
+        #expect(RoomCode(parsing: String(repeating: "a", count: 65), allowAnyCode: true) == nil)
+        #expect(RoomCode(parsing: "demo_room-1", allowAnyCode: true)?.display == "DEMO_ROOM1")
+    }
+
+    @Test func randomCodesUseTheAlphabet() {
+        for _ in 0..<100 {
+            let code = RoomCode.random()
+            #expect(code.isCallCode)
+            #expect(code.key.allSatisfy { RoomCode.alphabet.contains($0) })
+        }
+    }
+
+    @Test func tokenBucketRefills() {
+        var bucket = TokenBucket(capacity: 2, ratePerSecond: 1, now: 0)
+        let taken = [0, 0, 0.5, 1.0, 1.0].map { bucket.take(now: $0) }
+        #expect(taken == [true, true, false, true, false])
+    }
+}
