@@ -155,6 +155,17 @@ extension SignalServer {
 
     private func writeWebSocket(_ connection: WebSocketConnection) -> Int32 {
         var writes = 0
+        if connection.pingDue && connection.closeCause == nil {
+            connection.pingDue = false
+            var ping = [UInt8](repeating: 0, count: Self.headroom + 8)
+            var stamp = UInt64(connection.lastPingSent * 1000).bigEndian
+            withUnsafeBytes(of: &stamp) { ping.replaceSubrange(Self.headroom..., with: $0) }
+            let written = ping.withUnsafeMutableBufferPointer { buffer in
+                lws_write(connection.wsi, buffer.baseAddress! + Self.headroom, 8, LWS_WRITE_PING)
+            }
+            if written < 0 { return -1 }
+            writes += 1
+        }
         while connection.hasOutgoing {
             if writes > 0 && (writes >= 16 || lws_send_pipe_choked(connection.wsi) != 0) { break }
             guard let frame = connection.dequeue() else { break }

@@ -10,6 +10,8 @@ final class WebSocketConnection {
     private var head = 0
     private(set) var queuedBytes = 0
     var lastHeard: Double
+    var lastPingSent = 0.0
+    var pingDue = false
     var closeCause: CloseCause?
     var closeReason = ""
     var peerInitiatedClose = false

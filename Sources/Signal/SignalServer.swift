@@ -98,11 +98,12 @@ public final class SignalServer: @unchecked Sendable {
         contextSlot.pointee = nil
         info.pcontext = contextSlot
 
-        let heartbeat = UInt16(clamping: max(1, configuration.heartbeatSeconds))
+        // The heartbeat is ours (`checkHeartbeats`): it pings, closes at two silent heartbeats and names the
+        // cause. lws' own validity policy stays on as a backstop well behind it.
+        let heartbeat = max(1, configuration.heartbeatSeconds)
         var retry = lws_retry_bo_t()
-        retry.secs_since_valid_ping = heartbeat
-        // Our own idle sweep closes silent sockets at two heartbeats (and names the cause); lws' hangup is a backstop.
-        retry.secs_since_valid_hangup = UInt16(clamping: Int(heartbeat) * 2 + 5)
+        retry.secs_since_valid_ping = UInt16(clamping: heartbeat * 3)
+        retry.secs_since_valid_hangup = UInt16(clamping: heartbeat * 3 + 10)
         let retryPointer = UnsafeMutablePointer<lws_retry_bo_t>.allocate(capacity: 1)
         retryPointer.initialize(to: retry)
         info.retry_and_idle_policy = UnsafePointer(retryPointer)
@@ -158,18 +159,27 @@ public final class SignalServer: @unchecked Sendable {
         let now = Self.monotonicNow()
         if now - lastIdleSweep >= 0.5 {
             lastIdleSweep = now
-            closeIdleConnections(now: now)
+            checkHeartbeats(now: now)
         }
         handler?.tick(now: now)
     }
 
-    /// Closes connections that sent nothing (not even a pong) for two heartbeats.
-    private func closeIdleConnections(now: Double) {
-        let limit = Double(max(1, configuration.heartbeatSeconds) * 2)
-        for connection in connections.values where connection.closeCause == nil && now - connection.lastHeard > limit {
-            connection.closeCause = .idle
-            connection.removeAllOutgoing()
-            lws_set_timeout(connection.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC)
+    /// Pings connections silent for a heartbeat and closes those silent (not even a pong) for two.
+    /// The server sends its own pings, with a payload: lws 4.1.6 reports no pong to an empty ping, and
+    /// clients echo the payload, so every pong reaches `LWS_CALLBACK_RECEIVE_PONG`.
+    private func checkHeartbeats(now: Double) {
+        let heartbeat = Double(max(1, configuration.heartbeatSeconds))
+        for connection in connections.values where connection.closeCause == nil {
+            let silence = now - connection.lastHeard
+            if silence > 2 * heartbeat {
+                connection.closeCause = .idle
+                connection.removeAllOutgoing()
+                lws_set_timeout(connection.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC)
+            } else if silence >= heartbeat, now - connection.lastPingSent >= heartbeat {
+                connection.lastPingSent = now
+                connection.pingDue = true
+                lws_callback_on_writable(connection.wsi)
+            }
         }
     }
 

@@ -35,6 +35,7 @@
     typingTimer: null,
     joinRef: null,         // the `ref` of the join in flight; an error carrying it means the join failed
     refCounter: 0,
+    connects: 0,           // welcomes received: more than one means the socket was re-established
   };
 
   // ---- small helpers -------------------------------------------------------------------------
@@ -239,6 +240,7 @@
     };
     ws.onclose = (event) => {
       if (state.ws !== ws) return; // an old socket we closed on purpose
+      console.warn(`signaling socket closed: code ${event.code}${event.reason ? `, ${event.reason}` : ""}`);
       state.ws = null;
       resetRoom();
       if (!state.wanted) { setStatus("Disconnected"); return; }
@@ -252,6 +254,7 @@
   function handleMessage(msg) {
     switch (msg.type) {
       case "welcome":
+        state.connects += 1;
         state.reconnectDelay = 1000;
         if (state.wanted) sendJoin();
         break;
@@ -488,12 +491,13 @@
     },
     get typing() { return [...state.peers.values()].filter((p) => p.typing).map((p) => p.id); },
     get socketOpen() { return !!state.ws && state.ws.readyState === WebSocket.OPEN; },
+    get connects() { return state.connects; },
     get status() { return ui.status.textContent; },
     snapshot() {
       const { joined, peerId, room, remotePeerId, remotePeerIds, dcOpen, dcMessages, chat, call,
-              connectionStates, typing, socketOpen, status } = this;
+              connectionStates, typing, socketOpen, connects, status } = this;
       return { joined, peerId, room, remotePeerId, remotePeerIds, dcOpen, dcMessages, chat, call,
-               connectionStates, typing, socketOpen, status };
+               connectionStates, typing, socketOpen, connects, status };
     },
     async inboundVideoBytes() {
       let total = 0;
