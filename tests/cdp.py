@@ -46,8 +46,9 @@ class Browser:
 
     def __init__(self, name="browser", binary=CHROMIUM, extra_args=(), start_timeout=20):
         self.name = name
-        self.profile = Path(tempfile.mkdtemp(prefix=f"cdp-{name}-"))
-        self.stderr_path = self.profile.parent / (self.profile.name + ".stderr")
+        self.root = Path(tempfile.mkdtemp(prefix=f"cdp-{name}-"))
+        self.profile = self.root / "profile"  # --user-data-dir; Chromium writes DevToolsActivePort here
+        self.stderr_path = self.root / "chromium.log"
         self._stderr = open(self.stderr_path, "wb")
         self._ids = itertools.count(1)
         self._pages = {}  # session id -> Page
@@ -91,10 +92,10 @@ class Browser:
         self.ws.send(json.dumps(msg))
         deadline = time.monotonic() + timeout
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{self.name}: {method} got no answer within {timeout}s")
-            reply = json.loads(self.ws.recv(timeout=left))
+            try:
+                reply = json.loads(self.ws.recv(timeout=max(0.0, deadline - time.monotonic())))
+            except TimeoutError:
+                raise TimeoutError(f"{self.name}: {method} got no answer within {timeout}s") from None
             if reply.get("id") == msg_id:
                 if "error" in reply:
                     raise CDPError(f"{self.name}: {method}: {reply['error']}")
@@ -139,12 +140,12 @@ class Browser:
             text = self.stderr_path.read_text(errors="replace")
         except (OSError, ValueError):
             return ""
-        noise = ("dbus/", "Fontconfig", "gcm_channel_status", "sandbox_linux")
+        noise = ("dbus/", "Fontconfig", "gcm_channel_status", "sandbox_linux", "ALSA lib", "alsa_util", ": [: ")
         kept = [line for line in text.splitlines() if line.strip() and not any(n in line for n in noise)]
         return "\n".join(kept[-lines:])
 
     def close(self):
-        """Kill the browser (its whole process group) and remove its profile. Safe to call twice."""
+        """Kill the browser (its whole process group) and remove its directory. Safe to call twice."""
         if self.ws is not None:
             try:
                 self.ws.close()
@@ -163,7 +164,7 @@ class Browser:
                 pass
         if not self._stderr.closed:
             self._stderr.close()
-        shutil.rmtree(self.profile, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self):
         return self

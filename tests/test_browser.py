@@ -1,13 +1,16 @@
 """End to end: two real headless Chromium browsers hold a call through the server's own call page.
 
-Each browser has its own profile and fake camera/microphone. Both open `/?room=…&name=…` on the live
-server, join through the page's form, and the test passes only when, between them:
+Each browser has its own profile and fake camera/microphone and is driven over the DevTools protocol
+(tests/cdp.py). Both open `/?room=…&name=…` on the live server and join through the page's form; A joins
+first, so A receives `peer-joined` and makes the offer. `test_two_browsers_call` passes only when, between
+them:
 - a message on the WebRTC data channel ("chat-dc") sent by A arrives at B,
 - inbound video bytes (getStats, inbound-rtp, kind video) grow at B and at A,
-- a chat message typed at A (server `chat`) shows up at B, as text (not markup),
-- A's typing indicator reaches B.
-On failure the message carries both browsers' console logs, page state and the server log.
+- A's typing indicator reaches B,
+- a chat message typed at A (server `chat`) shows up at B, as text (not markup).
+Failures carry both browsers' console logs, page state and the server log.
 """
+import contextlib
 import json
 import os
 import secrets
@@ -21,8 +24,8 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM
 
 js = json.dumps  # a Python value as a JavaScript literal
 
-CONNECT_TIMEOUT = 25  # seconds for both browsers to join, negotiate and open the data channel
-BUDGET = 55  # seconds for the whole test, browser start-up included; every wait is capped by what is left
+CONNECT_TIMEOUT = 25  # seconds for the browsers to negotiate and open the data channel
+BUDGET = 55  # seconds for a whole test, browser start-up included; every wait is capped by what is left
 
 
 class Call:
@@ -35,11 +38,6 @@ class Call:
         self.browsers = []
         self.pages = {}
         self.deadline = time.monotonic() + BUDGET
-
-    def wait(self, page, expression, timeout, message):
-        """Poll `expression` in `page` until truthy, within `timeout` and the test's overall budget."""
-        left = self.deadline - time.monotonic()
-        self.check(left > 0 and page.wait_for(expression, timeout=min(timeout, left)), message)
 
     def open(self, name):
         browser = Browser(name)
@@ -61,6 +59,18 @@ class Call:
         page.evaluate("document.getElementById('join-form').requestSubmit()")
         self.wait(page, "window.switchboardTest.joined", 10, f"{name}: never joined")
 
+    def state(self, page, *fields):
+        return page.evaluate(f"(({{ {', '.join(fields)} }}) => ({{ {', '.join(fields)} }}))(window.switchboardTest)")
+
+    def wait(self, page, expression, timeout, message):
+        """Poll `expression` in `page` until truthy, within `timeout` and the test's overall budget."""
+        left = self.deadline - time.monotonic()
+        self.check(left > 0 and page.wait_for(expression, timeout=min(timeout, left)), message)
+
+    def check(self, condition, message):
+        if not condition:
+            raise AssertionError(f"{message}\n{self.diagnostics()}")
+
     def diagnostics(self):
         parts = []
         for name, page in self.pages.items():
@@ -80,30 +90,37 @@ class Call:
         parts.append(f"--- server log ---\n{self.server_log()}")
         return "\n".join(parts)
 
-    def check(self, condition, message):
-        if not condition:
-            raise AssertionError(f"{message}\n{self.diagnostics()}")
-
     def close(self):
         for browser in self.browsers:
             browser.close()
 
 
-def run_call(base_url, server_log=lambda: ""):
+@contextlib.contextmanager
+def two_browser_call(base_url, server_log=lambda: ""):
+    """A and B joined to one room with media and the data channel up; yields (call, a, b)."""
     call = Call(base_url, server_log)
     try:
         a = call.open("A")
         b = call.open("B")
         call.join("A")
         call.join("B")  # the later joiner: A gets peer-joined and makes the offer
-
         ids = {n: p.evaluate("window.switchboardTest.peerId") for n, p in call.pages.items()}
         call.wait(a, f"window.switchboardTest.remotePeerId === {js(ids['B'])}", 5, f"A never saw B join ({ids})")
         call.check(b.evaluate("window.switchboardTest.remotePeerId") == ids["A"], f"B does not see A ({ids})")
-
-        # Media and data channel up on both sides.
         for name, page in call.pages.items():
             call.wait(page, "window.switchboardTest.dcOpen", CONNECT_TIMEOUT, f"{name}: data channel never opened")
+        yield call, a, b
+    except AssertionError:
+        raise
+    except Exception as e:  # CDP trouble, timeouts: still show what the browsers and the server said
+        raise AssertionError(f"{type(e).__name__}: {e}\n{call.diagnostics()}") from e
+    finally:
+        call.close()
+
+
+def test_two_browsers_call(server):
+    with two_browser_call(server.http_url, server.log) as (call, a, b):
+        id_a = a.evaluate("window.switchboardTest.peerId")
 
         # 1. Data channel A -> B.
         text = "over the data channel " + secrets.token_hex(4)
@@ -129,7 +146,7 @@ def run_call(base_url, server_log=lambda: ""):
             input.value = 'typ';
             input.dispatchEvent(new Event('input', { bubbles: true }));
         })()""")
-        call.wait(b, f"window.switchboardTest.typing.includes({js(ids['A'])})", 5, "B never saw A typing")
+        call.wait(b, f"window.switchboardTest.typing.includes({js(id_a)})", 5, "B never saw A typing")
         call.wait(b, "document.getElementById('typing').textContent.includes('A is typing')", 2,
                   "B's typing indicator does not name A")
 
@@ -140,19 +157,24 @@ def run_call(base_url, server_log=lambda: ""):
             document.getElementById('chat-form').requestSubmit();
         }})()""")
         call.wait(b, f"window.switchboardTest.chat.some(m => m.text === {js(chat)} && m.name === 'A' "
-                     f"&& m.from === {js(ids['A'])})", 5, f"B never received A's chat message {js(chat)}")
+                     f"&& m.from === {js(id_a)})", 5, f"B never received A's chat message {js(chat)}")
         call.check(b.evaluate(f"document.getElementById('messages').textContent.includes({js(chat)})"),
                    "A's chat message is not shown in B's chat panel")
         call.check(b.evaluate("document.getElementById('xss') === null"), "chat text was rendered as HTML at B")
         call.wait(b, "document.getElementById('typing').textContent === ''", 3,
                   "B still shows A typing after A sent the message")
-    except AssertionError:
-        raise
-    except Exception as e:  # CDP trouble, timeouts: still show what the browsers and the server said
-        raise AssertionError(f"{type(e).__name__}: {e}\n{call.diagnostics()}") from e
-    finally:
-        call.close()
 
 
-def test_two_browsers_call(server):
-    run_call(server.http_url, server.log)
+def test_idle_call_survives_heartbeats(server_factory):
+    """Browsers answer the server's pings by themselves: an idle call outlives several heartbeats without
+    the signaling socket being dropped (which would show as a second welcome and a new peer id)."""
+    server = server_factory("--open-rooms", "--heartbeat", "1")
+    with two_browser_call(server.http_url, server.log) as (call, a, b):
+        fields = ("peerId", "remotePeerId", "connects", "socketOpen")
+        before = {n: call.state(p, *fields) for n, p in call.pages.items()}
+        time.sleep(3.5)  # more than three heartbeats with no signaling traffic at all
+        after = {n: call.state(p, *fields) for n, p in call.pages.items()}
+        call.check(after == before, f"the signaling sockets did not survive an idle call:\n"
+                                    f"before {before}\nafter  {after}")
+        for name, page in call.pages.items():
+            call.check(page.evaluate("window.switchboardTest.dcOpen"), f"{name}: data channel closed while idle")

@@ -272,16 +272,17 @@ def test_garbage_does_not_disturb_a_call_beside_it(server_factory, conns):
     rounds_while_open = 0
     extra_rounds = 0
 
-    def take(conn, who, type_):
-        """Next message of `type_` for conn; records peer-left for the garbage client on the way."""
-        while True:
+    def take(conn, who, n):
+        """The next n messages for conn, minus the garbage client's peer-left (recorded on the way)."""
+        out = []
+        while len(out) < n:
             m = conn.recv()
             if m["type"] == "peer-left":
                 assert m["peer"] == idg, m
                 peer_left[who].append(m)
                 continue
-            assert m["type"] == type_, m
-            return m
+            out.append(m)
+        return out
 
     i = 0
     while extra_rounds < 10:
@@ -297,23 +298,28 @@ def test_garbage_does_not_disturb_a_call_beside_it(server_factory, conns):
             try:
                 while True:
                     m = json.loads(g.ws.recv(timeout=0.05))
-                    assert m["type"] == "error", m
-                    g_errors += 1
+                    if m["type"] == "error":  # (it is in the room: it also gets the room's chat)
+                        assert m["code"] == "bad_request", m
+                        g_errors += 1
             except TimeoutError:
                 pass
             except ConnectionClosed as e:
                 g_closed = e.rcvd.code if e.rcvd is not None else None
-        # Meanwhile the call goes on: offer / answer / candidates and chat, in order, both ways.
+        # Meanwhile the call goes on: offer / answer and chat, both ways.
         a.send({"type": "signal", "to": idb, "data": {"type": "offer", "n": i}, "ref": f"a{i}"})
         b.send({"type": "signal", "to": ida, "data": {"type": "answer", "n": i}})
         a.send({"type": "chat", "text": f"round {i}", "ref": f"c{i}"})
-        assert take(a, "a", "ack")["ref"] == f"a{i}"
-        assert take(b, "b", "signal") == {"type": "signal", "from": ida, "data": {"type": "offer", "n": i}}
-        assert take(a, "a", "signal") == {"type": "signal", "from": idb, "data": {"type": "answer", "n": i}}
-        mine = take(a, "a", "chat")
-        assert mine["text"] == f"round {i}" and mine["ref"] == f"c{i}"
-        theirs = take(b, "b", "chat")
-        assert theirs["id"] == mine["id"] and "ref" not in theirs
+        got_a = take(a, "a", 3)
+        got_b = take(b, "b", 2)
+        # Ann's own replies come in request order; Bob's answer may come anywhere among them.
+        mine = [m for m in got_a if m["type"] != "signal"]
+        assert [m["type"] for m in mine] == ["ack", "chat"], got_a
+        assert mine[0] == {"type": "ack", "ref": f"a{i}"}
+        assert mine[1]["text"] == f"round {i}" and mine[1]["ref"] == f"c{i}"
+        assert [m for m in got_a if m["type"] == "signal"] == \
+            [{"type": "signal", "from": idb, "data": {"type": "answer", "n": i}}], got_a
+        assert got_b[0] == {"type": "signal", "from": ida, "data": {"type": "offer", "n": i}}, got_b
+        assert got_b[1]["type"] == "chat" and got_b[1]["id"] == mine[1]["id"] and "ref" not in got_b[1], got_b
         if g_closed is None:
             rounds_while_open += 1
         else:

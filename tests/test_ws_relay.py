@@ -111,9 +111,9 @@ def test_signal_envelope_field_order_and_whitespace(room3, template):
 
 def test_large_signal_is_relayed_intact(room3):
     (a, b, c, d), ids = room3
-    sdp = "".join(f"a=candidate:{i} 1 udp 2122260223 10.0.0.{i % 250} {40000 + i} typ host\\r\\n" for i in range(600))
+    sdp = "".join(f"a=candidate:{i} 1 udp 2122260223 10.0.0.{i % 250} {40000 + i} typ host\\r\\n" for i in range(950))
     data = '{"type":"offer","sdp":"%s"}' % sdp
-    assert 40_000 < len(data) < 60_000
+    assert 50_000 < len(data) < 60_000
     a.send('{"type":"signal","to":"%s","data":%s}' % (ids["b"], data))
     raw, m = next_raw(b)
     assert data in raw

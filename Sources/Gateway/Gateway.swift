@@ -325,7 +325,9 @@ public final class Gateway: SignalHandler {
     static func queryValue(_ name: String, in query: String) -> String? {
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1)
-            if parts.first == Substring(name) { return parts.count > 1 ? String(parts[1]) : "" }
+            if parts.first == Substring(name) {
+                return parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? String(parts[1])) : ""
+            }
         }
         return nil
     }

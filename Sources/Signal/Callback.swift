@@ -14,6 +14,9 @@ func switchboardCallback(_ wsi: OpaquePointer?, _ reason: lws_callback_reasons, 
     return server.callback(wsi: wsi, reason: reason, session: session, input: input, length: length)
 }
 
+/// Characters left as they are in a query name or value.
+private let queryComponentAllowed = CharacterSet.urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+#%"))
+
 extension SignalServer {
     func callback(wsi: OpaquePointer, reason: lws_callback_reasons, session: UnsafeMutablePointer<UInt64>?,
                   input: UnsafeMutableRawPointer?, length: Int) -> Int32
@@ -28,7 +31,7 @@ extension SignalServer {
             let id = makeConnectionID()
             session.pointee = id.rawValue
             connections[id] = WebSocketConnection(id: id, wsi: wsi, now: Self.monotonicNow())
-            let query = Self.header(wsi, WSI_TOKEN_HTTP_URI_ARGS) ?? ""
+            let query = Self.queryString(wsi) ?? ""
             handler?.connectionOpened(id, query: query, remoteAddress: Self.peerAddress(wsi))
             return 0
 
@@ -158,8 +161,10 @@ extension SignalServer {
         if connection.pingDue && connection.closeCause == nil {
             connection.pingDue = false
             var ping = [UInt8](repeating: 0, count: Self.headroom + 8)
-            var stamp = UInt64(connection.lastPingSent * 1000).bigEndian
-            withUnsafeBytes(of: &stamp) { ping.replaceSubrange(Self.headroom..., with: $0) }
+            // ASCII payload: lws validates pong payloads as UTF-8 (LWS_SERVER_OPTION_VALIDATE_UTF8).
+            let stamp = String(UInt32(truncatingIfNeeded: UInt64(connection.lastPingSent * 1000)), radix: 16)
+            let payload = Array(String(repeating: "0", count: 8 - stamp.utf8.count).utf8) + Array(stamp.utf8)
+            ping.replaceSubrange(Self.headroom..., with: payload)
             let written = ping.withUnsafeMutableBufferPointer { buffer in
                 lws_write(connection.wsi, buffer.baseAddress! + Self.headroom, 8, LWS_WRITE_PING)
             }
@@ -211,7 +216,7 @@ extension SignalServer {
             return 0
         }
         let path = String(decoding: UnsafeRawBufferPointer(start: uriPointer, count: Int(uriLength)), as: UTF8.self)
-        let query = Self.header(wsi, WSI_TOKEN_HTTP_URI_ARGS)
+        let query = Self.queryString(wsi)
         var fields = HTTPFields()
         let copied: [(HTTPField.Name, lws_token_indexes)] = [
             (.contentType, WSI_TOKEN_HTTP_CONTENT_TYPE), (.contentLength, WSI_TOKEN_HTTP_CONTENT_LENGTH),
@@ -309,6 +314,25 @@ extension SignalServer {
         var buffer = [CChar](repeating: 0, count: length + 1)
         guard lws_hdr_copy(wsi, &buffer, Int32(buffer.count), token) >= 0 else { return nil }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The query string as `a=1&b=2`, percent-encoded again. lws keeps each argument as a URL-decoded
+    /// fragment (and `lws_hdr_copy` would join them with ','), so each name and value is re-encoded to keep
+    /// a decoded '&' or '=' from splitting it.
+    static func queryString(_ wsi: OpaquePointer) -> String? {
+        var parts: [String] = []
+        var buffer = [CChar](repeating: 0, count: 4096)
+        var index: Int32 = 0
+        while true {
+            let length = lws_hdr_copy_fragment(wsi, &buffer, Int32(buffer.count), WSI_TOKEN_HTTP_URI_ARGS, index)
+            guard length >= 0 else { break }
+            let argument = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let pair = argument.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let encoded = pair.map { $0.addingPercentEncoding(withAllowedCharacters: queryComponentAllowed) ?? "" }
+            parts.append(encoded.joined(separator: "="))
+            index += 1
+        }
+        return parts.isEmpty ? nil : parts.joined(separator: "&")
     }
 
     static func peerAddress(_ wsi: OpaquePointer) -> String {

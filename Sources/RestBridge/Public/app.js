@@ -277,10 +277,9 @@
           .catch((err) => console.error("signal handling failed:", err));
         break;
       }
-      case "chat":
+      case "chat": // typing is cleared by the sender's own typing:false (a chat may arrive after it)
         state.chat.push(msg);
         addMessage(msg);
-        setPeerTyping(msg.from, false);
         break;
       case "typing": setPeerTyping(msg.from, msg.on === true); break;
       case "call": onCall(msg.call); break;

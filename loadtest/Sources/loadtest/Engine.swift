@@ -138,7 +138,8 @@ final class Engine {
     var nextDue: Int64 = .max
     var sendUntil: Int64 = .max
     var dataSize = 200
-    var lateThresholdNs: Int64 = 1_000_000
+    var tickNs: Int64 = 1_000_000
+    var lateThresholdNs: Int64 = 2_000_000
     var lateSends = 0
     var maxLagNs: Int64 = 0
     var maxBurst = 1000
@@ -174,8 +175,14 @@ final class Engine {
             flushDirty()
             var wait = min(deadline - now, 50_000_000)
             if sending, nextDue != .max {
-                let d = nextDue - monotonicNs()
-                wait = min(wait, max(0, d))
+                // wake at the first tick boundary at or after the next due send: messages due within one
+                // tick go out together (fewer wake-ups for the generator and the server)
+                var wake = nextDue
+                if tickNs > 1 {
+                    let offset = nextDue - scheduleStart
+                    wake = scheduleStart + (offset + tickNs - 1) / tickNs * tickNs
+                }
+                wait = min(wait, max(0, wake - monotonicNs()))
             }
             ts.tv_sec = Int(wait / 1_000_000_000)
             ts.tv_nsec = Int(wait % 1_000_000_000)
@@ -497,9 +504,11 @@ final class Engine {
                 sending = false
                 return
             }
-            let lag = now - nextDue
-            if lag > lateThresholdNs { lateSends += 1 }
-            if lag > maxLagNs { maxLagNs = lag }
+            if nextDue >= windowStart {
+                let lag = now - nextDue
+                if lag > lateThresholdNs { lateSends += 1 }
+                if lag > maxLagNs { maxLagNs = lag }
+            }
             sendSignal(conns[senders[Int(seq % Int64(count))]])
             seq += 1
             nextDue = scheduleStart + Int64(Double(seq) * intervalNs)

@@ -290,6 +290,40 @@ func procSample(pid: Int32) -> ProcSample? {
     return ProcSample(cpuTicks: ut + st, rssKiB: rss, threads: threads)
 }
 
+/// CPU time (clock ticks) of every other process on the machine, by pid. /proc/PID/stat's utime + stime
+/// follow the scheduler's precise run time; processes that start and exit between two snapshots are
+/// missed, so the difference is a lower bound of the neighbours' load.
+func otherProcessesCPU(excluding: Set<Int32>) -> [Int32: Int64] {
+    var out: [Int32: Int64] = [:]
+    guard let dir = opendir("/proc") else { return out }
+    defer { closedir(dir) }
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        guard let pid = Int32(name), !excluding.contains(pid), let sample = procCPUTicks(pid: pid) else { continue }
+        out[pid] = sample
+    }
+    return out
+}
+
+func procCPUTicks(pid: Int32) -> Int64? {
+    guard let stat = readFile("/proc/\(pid)/stat"),
+          let close = stat.lastIndex(of: UInt8(ascii: ")")), close + 2 < stat.count else { return nil }
+    let fields = stat[(close + 2)...].split(separator: UInt8(ascii: " "))
+    guard fields.count > 13,
+          let ut = Int64(String(decoding: fields[11], as: UTF8.self)),
+          let st = Int64(String(decoding: fields[12], as: UTF8.self)) else { return nil }
+    return ut + st
+}
+
+/// Neighbours' CPU between two snapshots, in clock ticks.
+func cpuDelta(_ before: [Int32: Int64], _ after: [Int32: Int64]) -> Int64 {
+    var total: Int64 = 0
+    for (pid, t) in after { total += max(0, t - (before[pid] ?? 0)) }
+    return total
+}
+
 // MARK: - File descriptors
 
 /// Raises RLIMIT_NOFILE so that `needed` descriptors fit; returns the soft limit in force afterwards.

@@ -13,13 +13,15 @@ let usage = """
 usage:
   loadtest relay --url ws://127.0.0.1:PORT/ws --connections N --rate MSGS_PER_S --size BYTES --duration S
                  [--warmup S (2)] [--drain S (3)] [--server-pid PID] [--connect-batch N (200)]
-                 [--setup-timeout S (60)] [--label TEXT]
+                 [--setup-timeout S (60)] [--tick-ms MS (1)] [--label TEXT]
   loadtest connections --url ws://127.0.0.1:PORT/ws --connections N [--server-pid PID] [--hold S (2)]
                  [--connect-batch N (200)] [--setup-timeout S (120)] [--label TEXT]
 
 relay:        N connections in rooms of two; open-loop `signal` messages at a fixed total rate, spread
               round-robin over all connections; latency measured by the receiver (CLOCK_MONOTONIC).
 connections:  N joined, idle connections; server RSS before and after, KiB per connection.
+
+  loadtest summarize results.jsonl      Markdown tables from RESULT lines
 """
 
 struct Options {
@@ -36,6 +38,7 @@ struct Options {
     var connectBatch = 200
     var setupTimeout: Double?
     var label = ""
+    var tickMs = 1.0
 }
 
 func parseOptions() -> Options {
@@ -77,6 +80,7 @@ func parseOptions() -> Options {
         case "--connect-batch": o.connectBatch = Int(number(a))
         case "--setup-timeout": o.setupTimeout = number(a)
         case "--label": o.label = value(a)
+        case "--tick-ms": o.tickMs = number(a)
         case "-h", "--help":
             print(usage)
             exit(0)
@@ -177,15 +181,20 @@ func runRelay(_ o: Options) {
     let start = monotonicNs() + 50_000_000
     engine.windowStart = start + ns(o.warmup)
     engine.windowEnd = engine.windowStart + ns(o.duration)
+    engine.tickNs = max(1, ns(o.tickMs / 1000))
+    engine.lateThresholdNs = engine.tickNs + 1_000_000
     engine.startSending(rate: o.rate, start: start, until: engine.windowEnd)
     engine.run(until: engine.windowStart)
 
     let s0 = o.serverPID.flatMap { procSample(pid: $0) }
     let c0 = processCPUNs()
+    let exclude = Set([getpid()] + (o.serverPID.map { [$0] } ?? []))
+    let others0 = otherProcessesCPU(excluding: exclude)
     let w0 = monotonicNs()
     engine.run(until: engine.windowEnd)
     let w1 = monotonicNs()
     let c1 = processCPUNs()
+    let others1 = otherProcessesCPU(excluding: exclude)
     let s1 = o.serverPID.flatMap { procSample(pid: $0) }
     engine.sending = false
 
@@ -200,7 +209,7 @@ func runRelay(_ o: Options) {
     let loadCPU = Double(c1 - c0) / 1e9 / window * 100
 
     printLine("sent: \(sent) in \(fmt(window, 2)) s (\(fmt(Double(sent) / window, 0)) msgs/s), late sends \(engine.lateSends) "
-        + "(max lag \(msText(engine.maxLagNs)) ms)")
+        + "(> \(fmt(Double(engine.lateThresholdNs) / 1e6, 1)) ms behind schedule; max lag \(msText(engine.maxLagNs)) ms)")
     printLine("delivered: \(delivered) (\(fmt(sent > 0 ? Double(delivered) * 100 / Double(sent) : 0, 2)) %), "
         + "lost \(max(0, sent - delivered)), received \(fmt(deliveredRate, 0)) msgs/s during the window")
     printLine("latency ms: p50 \(msText(h.quantile(0.5))) p90 \(msText(h.quantile(0.9))) p99 \(msText(h.quantile(0.99))) "
@@ -227,6 +236,11 @@ func runRelay(_ o: Options) {
         }
     }
     printLine("loadtest: cpu \(fmt(loadCPU, 1)) % of one core")
+    // Everything else on the machine during the window: a busy neighbour spoils latency figures.
+    let otherCPU = Double(cpuDelta(others0, others1)) / Double(clockTicksPerSecond) / window * 100
+    printLine("other processes: cpu \(fmt(otherCPU, 1)) % of one core"
+        + (o.serverPID == nil ? " (the server included: no --server-pid)" : "")
+        + (otherCPU > 10 ? " — the machine was not quiet: latency figures are disturbed" : ""))
     let (errors, errorTotal) = errorsObject(engine)
     printLine(errorsLine(engine, total: errorTotal))
 
@@ -243,6 +257,7 @@ func runRelay(_ o: Options) {
     r.add("setup_s", setupSecs, 3)
     r.add("sent", sent)
     r.add("sent_per_s", Double(sent) / window, 1)
+    r.add("tick_ms", o.tickMs, 3)
     r.add("late_sends", engine.lateSends)
     r.add("max_send_lag_ms", ms(engine.maxLagNs), 3)
     r.add("delivered", delivered)
@@ -259,6 +274,7 @@ func runRelay(_ o: Options) {
     r.add("latency_ms", object: lat)
     if o.serverPID != nil { r.add("server", object: server) }
     r.add("loadtest_cpu_pct", loadCPU, 1)
+    r.add("other_cpu_pct", otherCPU, 1)
     r.add("pings_answered", engine.pingsAnswered)
     r.add("errors", object: errors)
     engine.closeAll()
@@ -325,6 +341,10 @@ func runConnections(_ o: Options) {
 // MARK: - main
 
 signal(SIGPIPE, SIG_IGN)
+if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "summarize" {
+    runSummarize(CommandLine.arguments[2])
+    exit(0)
+}
 let options = parseOptions()
 switch options.scenario {
 case "relay": runRelay(options)
