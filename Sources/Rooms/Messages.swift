@@ -72,7 +72,7 @@ public struct ClientRequest: Equatable, Sendable {
     public let ref: String?
 
     /// Longest `ref` accepted.
-    public static let maxRefLength = 128
+    public static let maxRefLength = 256
 
     /// Decodes one text frame. Every failure is a `bad_request` carrying the `ref` when one was readable.
     public static func decode(_ frame: UnsafeBufferPointer<UInt8>) throws(ProtocolError) -> ClientRequest {
