@@ -6,7 +6,7 @@
 #   loadtest/run-bench.sh command 'any shell command that prints "listening on http://127.0.0.1:PORT"'
 #
 # Builds the reference relay and the load generator (release), then for every scenario starts a fresh
-# server on port 0, reads its port from the "listening on http://127.0.0.1:PORT" line on its stdout, runs
+# server on port 0, reads its port from the "listening on http://127.0.0.1:PORT" line (stdout or stderr), runs
 # the load generator with --server-pid, and stops the server (SIGTERM, then SIGKILL after 5 s).
 # Loopback only. Output: a directory with one log per scenario, results.jsonl (the RESULT lines) and
 # summary.md (a Markdown table of them).
@@ -14,12 +14,13 @@
 # Scenario matrix (override with environment variables):
 #   SCENARIOS="relay sweep connections"
 #   relay:        RELAY_CONNS=1000 RELAY_RATE=5000 RELAY_SIZE=200 RELAY_DURATION=10 WARMUP=2
-#   sweep:        SWEEP_RATES="10000 20000 40000 80000" SWEEP_CONNS=auto SWEEP_DURATION=5 SWEEP_SIZE=200
+#   sweep:        SWEEP_RATES="10000 20000 40000 80000 120000" SWEEP_CONNS=auto SWEEP_DURATION=5 SWEEP_SIZE=200
 #                 (auto: max(100, rate/50) connections, i.e. at most 50 msgs/s per connection, well under
 #                 a server's default limit of 100 msgs/s per connection; the sweep stops at the first rate
 #                 the server does not keep up with: delivered < 95 % of the target or p99 > 100 ms)
 #   connections:  CONN_COUNTS="1000 5000" HOLD=3
 #   OUT=loadtest/results/<target>-<time>   SERVER_START_TIMEOUT=30   RUN_TIMEOUT=300
+#   PIN=1: pin the server to CPU 0 and the generator to CPU 1 (taskset); default off
 #   QUIET_WAIT=60: before each case wait up to this many seconds for the machine to be quiet (under
 #   QUIET_PCT=15 % busy over one second); a run beside a busy neighbour has meaningless latencies.
 set -euo pipefail
@@ -27,7 +28,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MODE=${1:-}
 if [[ -z "$MODE" ]]; then
-    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
     exit 2
 fi
 shift
@@ -38,7 +39,7 @@ RELAY_RATE=${RELAY_RATE:-5000}
 RELAY_SIZE=${RELAY_SIZE:-200}
 RELAY_DURATION=${RELAY_DURATION:-10}
 WARMUP=${WARMUP:-2}
-SWEEP_RATES=${SWEEP_RATES:-"10000 20000 40000 80000"}
+SWEEP_RATES=${SWEEP_RATES:-"10000 20000 40000 80000 120000"}
 SWEEP_CONNS=${SWEEP_CONNS:-auto}
 SWEEP_DURATION=${SWEEP_DURATION:-5}
 SWEEP_SIZE=${SWEEP_SIZE:-200}
@@ -46,6 +47,13 @@ CONN_COUNTS=${CONN_COUNTS:-"1000 5000"}
 HOLD=${HOLD:-3}
 SERVER_START_TIMEOUT=${SERVER_START_TIMEOUT:-30}
 QUIET_WAIT=${QUIET_WAIT:-60}
+PIN=${PIN:-0}
+SERVER_PREFIX=()
+LOADTEST_PREFIX=()
+if [[ "$PIN" == 1 ]]; then
+    SERVER_PREFIX=(taskset -c 0)
+    LOADTEST_PREFIX=(taskset -c 1)
+fi
 QUIET_PCT=${QUIET_PCT:-15}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 
@@ -96,6 +104,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 {
     echo "target: $TARGET: ${SERVER_CMD[*]}"
+    echo "pinning: $([[ "$PIN" == 1 ]] && echo "server on CPU 0, generator on CPU 1" || echo none)"
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "host: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -112,7 +121,7 @@ start_server() { # $1 = log name
     if [[ -n "$DATA_DIR" ]]; then rm -rf "$DATA_DIR" && mkdir -p "$DATA_DIR"; fi
     : >"$log.out"
     : >"$log.err"
-    "${SERVER_CMD[@]}" >"$log.out" 2>"$log.err" &
+    "${SERVER_PREFIX[@]}" "${SERVER_CMD[@]}" >"$log.out" 2>"$log.err" &
     SERVER_PID=$!
     local deadline=$((SECONDS + SERVER_START_TIMEOUT))
     PORT=""
@@ -194,7 +203,7 @@ run_case() {
     start_server "$name" || { echo "SKIPPED $name (server did not start)"; LAST_RESULT=""; return 1; }
     local url="ws://127.0.0.1:$PORT/ws"
     local rc=0
-    timeout --signal=INT "$RUN_TIMEOUT" "$LOADTEST" "$@" --url "$url" --server-pid "$SERVER_PID" --label "$name" \
+    timeout --signal=INT "$RUN_TIMEOUT" "${LOADTEST_PREFIX[@]}" "$LOADTEST" "$@" --url "$url" --server-pid "$SERVER_PID" --label "$name" \
         2>&1 | tee "$OUT/$name.log" || rc=$?
     stop_server
     LAST_RESULT=$(grep '^RESULT ' "$OUT/$name.log" | tail -n 1 | cut -c8- || true)

@@ -144,6 +144,11 @@ final class Engine {
     var maxLagNs: Int64 = 0
     var maxBurst = 1000
 
+    // diagnostics: the longest stretch between two waits, and the worst wake-up beyond the timeout asked for
+    var lastWake: Int64 = monotonicNs()
+    var maxBusyNs: Int64 = 0
+    var maxOversleepNs: Int64 = 0
+
     // measurement window (by send timestamp for latency/delivery, by receive time for throughput)
     var windowStart: Int64 = .max
     var windowEnd: Int64 = .max
@@ -186,7 +191,12 @@ final class Engine {
             }
             ts.tv_sec = Int(wait / 1_000_000_000)
             ts.tv_nsec = Int(wait % 1_000_000_000)
+            let before = monotonicNs()
+            if before - lastWake > maxBusyNs { maxBusyNs = before - lastWake }
             let n = epoll_pwait2(epfd, events, maxEvents, &ts, nil)
+            lastWake = monotonicNs()
+            let over = lastWake - before - wait
+            if over > maxOversleepNs { maxOversleepNs = over }
             if n < 0 {
                 if errno == EINTR { continue }
                 fail("epoll_pwait2: \(String(cString: strerror(errno)))")

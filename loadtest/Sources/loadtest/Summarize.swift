@@ -38,7 +38,7 @@ func runSummarize(_ path: String) {
                     + "| \(num(m["delivered_per_s"], 0)) | \(num(m["delivered_pct"], 2)) | \(num(lat["p50"], 3)) "
                     + "| \(num(lat["p99"], 3)) | \(num(lat["p999"], 3)) | \(num(lat["max"], 2)) "
                     + "| \(num(server["cpu_pct"], 1)) | \(num(server["cpu_us_per_msg"], 2)) | \(rss) "
-                    + "| \(num(m["loadtest_cpu_pct"], 1)) | \(num(m["other_cpu_pct"], 1)) | \(raw(m["late_sends"])) | \(raw(errors["total"])) |")
+                    + "| \(num(m["loadtest_cpu_pct"], 1)) | \(num(m["other_cpu_pct"], 1)) | \(num(m["steal_pct"], 1)) | \(raw(m["late_sends"])) | \(raw(errors["total"])) |")
             case "connections":
                 connRows.append("| \(label) | \(raw(m["connections"])) | \(raw(m["joined"])) | \(num(m["setup_s"], 2)) "
                     + "| \(raw(server["rss_kib_before"])) | \(raw(server["rss_kib_after"])) "
@@ -50,8 +50,8 @@ func runSummarize(_ path: String) {
     }
     if !relayRows.isEmpty {
         print("| case | conns | data B | target msgs/s | delivered msgs/s | delivered % | p50 ms | p99 ms | p99.9 ms | max ms "
-            + "| server CPU % | server µs/msg | server RSS MiB | loadtest CPU % | other CPU % | late sends | errors |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            + "| server CPU % | server µs/msg | server RSS MiB | loadtest CPU % | other CPU % | steal % | late sends | errors |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         relayRows.forEach { print($0) }
         print("")
     }

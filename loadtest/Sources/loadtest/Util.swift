@@ -317,6 +317,14 @@ func procCPUTicks(pid: Int32) -> Int64? {
     return ut + st
 }
 
+/// Time the hypervisor gave this VM's CPUs to someone else (steal, /proc/stat), in clock ticks.
+func stealTicks() -> Int64? {
+    guard let stat = readFile("/proc/stat"), let nl = stat.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+    let fields = stat[0..<nl].split(separator: UInt8(ascii: " ")).dropFirst()
+        .compactMap { Int64(String(decoding: $0, as: UTF8.self)) }
+    return fields.count >= 8 ? fields[7] : nil
+}
+
 /// Neighbours' CPU between two snapshots, in clock ticks.
 func cpuDelta(_ before: [Int32: Int64], _ after: [Int32: Int64]) -> Int64 {
     var total: Int64 = 0

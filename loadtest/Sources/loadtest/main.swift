@@ -120,7 +120,8 @@ func setUp(_ engine: Engine, _ o: Options, needPartners: Bool) -> Double {
         engine.run(until: monotonicNs() + 500_000_000) { engine.readyCount >= expectedReady }
     }
     let secs = Double(monotonicNs() - start) / 1e9
-    printLine("setup: \(engine.joinedCount)/\(o.connections) joined, \(engine.readyCount) paired, in \(fmt(secs, 2)) s"
+    printLine("setup: \(engine.joinedCount)/\(o.connections) joined" + (needPartners ? ", \(engine.readyCount) paired" : "")
+        + ", in \(fmt(secs, 2)) s"
         + (engine.connectErrors + engine.handshakeErrors > 0
             ? " (connect errors \(engine.connectErrors), handshake errors \(engine.handshakeErrors))" : ""))
     return secs
@@ -190,11 +191,16 @@ func runRelay(_ o: Options) {
     let c0 = processCPUNs()
     let exclude = Set([getpid()] + (o.serverPID.map { [$0] } ?? []))
     let others0 = otherProcessesCPU(excluding: exclude)
+    let steal0 = stealTicks()
+    engine.maxBusyNs = 0
+    engine.maxOversleepNs = 0
+    engine.lastWake = monotonicNs()
     let w0 = monotonicNs()
     engine.run(until: engine.windowEnd)
     let w1 = monotonicNs()
     let c1 = processCPUNs()
     let others1 = otherProcessesCPU(excluding: exclude)
+    let steal1 = stealTicks()
     let s1 = o.serverPID.flatMap { procSample(pid: $0) }
     engine.sending = false
 
@@ -241,6 +247,14 @@ func runRelay(_ o: Options) {
     printLine("other processes: cpu \(fmt(otherCPU, 1)) % of one core"
         + (o.serverPID == nil ? " (the server included: no --server-pid)" : "")
         + (otherCPU > 10 ? " — the machine was not quiet: latency figures are disturbed" : ""))
+    var stealPct: Double?
+    if let steal0, let steal1 {
+        stealPct = Double(steal1 - steal0) / Double(clockTicksPerSecond) / window * 100
+        printLine("steal: \(fmt(stealPct!, 1)) % of one core taken by the hypervisor"
+            + (stealPct! > 5 ? " — the VM's CPUs were not its own: expect latency spikes" : ""))
+    }
+    printLine("generator loop: longest busy stretch \(msText(engine.maxBusyNs)) ms, "
+        + "worst wake-up \(msText(engine.maxOversleepNs)) ms late")
     let (errors, errorTotal) = errorsObject(engine)
     printLine(errorsLine(engine, total: errorTotal))
 
@@ -258,6 +272,8 @@ func runRelay(_ o: Options) {
     r.add("sent", sent)
     r.add("sent_per_s", Double(sent) / window, 1)
     r.add("tick_ms", o.tickMs, 3)
+    r.add("max_loop_busy_ms", ms(engine.maxBusyNs), 3)
+    r.add("max_oversleep_ms", ms(engine.maxOversleepNs), 3)
     r.add("late_sends", engine.lateSends)
     r.add("max_send_lag_ms", ms(engine.maxLagNs), 3)
     r.add("delivered", delivered)
@@ -275,6 +291,7 @@ func runRelay(_ o: Options) {
     if o.serverPID != nil { r.add("server", object: server) }
     r.add("loadtest_cpu_pct", loadCPU, 1)
     r.add("other_cpu_pct", otherCPU, 1)
+    r.add("steal_pct", stealPct, 1)
     r.add("pings_answered", engine.pingsAnswered)
     r.add("errors", object: errors)
     engine.closeAll()
