@@ -24,17 +24,17 @@ def expect(c, type_, timeout=5):
     return m
 
 
-def quiet(c, within=0.3):
+def quiet(*clients, within=0.3):
+    """Assert that nothing but `call` events reaches any of `clients` within one shared window."""
     deadline = time.monotonic() + within
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        try:
-            m = c.recv(left)
-        except TimeoutError:
-            return
-        assert m.get("type") == "call", f"expected no message, got {m!r}"
+    for c in clients:
+        while True:
+            left = max(0.0, deadline - time.monotonic())
+            try:
+                m = c.recv(left)
+            except TimeoutError:
+                break
+            assert m.get("type") == "call", f"expected no message, got {m!r}"
 
 
 def join(c, room, name):
@@ -81,8 +81,7 @@ def test_chat_is_broadcast_to_everyone_including_sender(trio):
         assert set(m) == CHAT_KEYS, f"others' copies carry no ref: {m!r}"
         assert m["id"] == mine["id"] and m["ts"] == mine["ts"]
     d.expect_nothing(0.2)
-    for x in (a, b, c):
-        quiet(x, 0.1)
+    quiet(a, b, c, within=0.1)
 
 
 def test_chat_without_ref_and_ids_are_unique(trio):
@@ -190,8 +189,7 @@ def test_chat_length_limits(trio):
     a.send({"type": "chat", "text": "x" * 4001, "ref": "long"})
     err = expect(a, "error")
     assert err["code"] == "bad_request" and err.get("ref") == "long", err
-    for x in (b, c):
-        quiet(x, 0.2)
+    quiet(b, c, within=0.2)
 
 
 @pytest.mark.parametrize("text", ["", " ", "  \n\t  ", 5, None, ["hi"], {"t": "hi"}, True],
@@ -201,7 +199,7 @@ def test_chat_bad_text_is_bad_request(trio, text):
     a.send({"type": "chat", "text": text, "ref": "bad"})
     err = expect(a, "error")
     assert err["code"] == "bad_request" and err.get("ref") == "bad", err
-    quiet(b, 0.2)
+    quiet(b, within=0.2)
     a.send({"type": "chat", "text": "fine", "ref": "ok"})
     assert expect(a, "chat")["ref"] == "ok"
     assert expect(b, "chat")["text"] == "fine"
@@ -212,7 +210,7 @@ def test_chat_missing_text_is_bad_request(trio):
     a.send({"type": "chat", "ref": "none"})
     err = expect(a, "error")
     assert err["code"] == "bad_request" and err["ref"] == "none", err
-    quiet(b, 0.2)
+    quiet(b, within=0.2)
 
 
 def test_chat_outside_room_is_not_in_room(client_factory):
@@ -236,8 +234,8 @@ def test_typing_reaches_others_not_sender(trio):
     b.send({"type": "typing", "on": False})
     for x in (a, c):
         assert next_msg(x) == {"type": "typing", "from": ids["b"], "on": False}
-    quiet(b, 0.2)  # no ack without ref, no echo
-    quiet(a, 0.1)
+    quiet(b, within=0.2)  # no ack without ref, no echo
+    quiet(a, within=0.1)
     d.expect_nothing(0.1)
 
 
@@ -247,7 +245,7 @@ def test_typing_on_must_be_bool(trio, on):
     a.send({"type": "typing", "on": on, "ref": "tb"})
     err = expect(a, "error")
     assert err["code"] == "bad_request" and err.get("ref") == "tb", err
-    quiet(b, 0.2)
+    quiet(b, within=0.2)
 
 
 def test_typing_missing_on_is_bad_request(trio):
@@ -255,7 +253,7 @@ def test_typing_missing_on_is_bad_request(trio):
     a.send({"type": "typing", "ref": "tm"})
     err = expect(a, "error")
     assert err["code"] == "bad_request" and err.get("ref") == "tm", err
-    quiet(b, 0.2)
+    quiet(b, within=0.2)
 
 
 def test_typing_outside_room_is_not_in_room(client_factory):
@@ -263,3 +261,18 @@ def test_typing_outside_room_is_not_in_room(client_factory):
     a.send({"type": "typing", "on": True, "ref": "to"})
     err = a.expect("error")
     assert err["code"] == "not_in_room" and err.get("ref") == "to", err
+
+
+def test_max_chat_length_flag(server_factory):
+    from websockets.sync.client import connect
+    s = server_factory("--open-rooms", "--max-chat-length", "10")
+    with connect(s.ws_url, open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "welcome"
+        ws.send(json.dumps({"type": "join", "room": "shortchat", "name": "Ann"}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "joined"
+        ws.send(json.dumps({"type": "chat", "text": "0123456789", "ref": "ten"}))
+        m = json.loads(ws.recv(timeout=5))
+        assert m["type"] == "chat" and m["ref"] == "ten", m
+        ws.send(json.dumps({"type": "chat", "text": "0123456789A", "ref": "eleven"}))
+        m = json.loads(ws.recv(timeout=5))
+        assert m["type"] == "error" and m["code"] == "bad_request" and m["ref"] == "eleven", m

@@ -63,7 +63,7 @@ def probe(a, b, ida, tag):
     a.send({"type": "typing", "on": True, "ref": f"probe-{tag}"})
     assert expect(a, "ack") == {"type": "ack", "ref": f"probe-{tag}"}
     assert next_msg(b) == {"type": "typing", "from": ida, "on": True}
-    quiet(b, 0.05)
+    quiet(b, within=0.05)
 
 
 # (frame text, ref that must be in the error: None = no ref, ... = not checked)
@@ -137,7 +137,7 @@ def test_not_yet_supported_types_are_bad_request(pair, msg):
     err = expect(a, "error")
     check_error(err, "bad_request", "unsupported")
     assert "not supported" in err["message"], err
-    quiet(b, 0.1)  # a kick did not kick, an admit did not admit
+    quiet(b, within=0.1)  # a kick did not kick, an admit did not admit
     probe(a, b, ida, "3")
 
 
@@ -145,7 +145,7 @@ def test_binary_frame_is_bad_request_and_not_executed(pair):
     a, b, ida, idb = pair
     a.ws.send(json.dumps({"type": "typing", "on": True, "ref": "bin"}).encode())
     check_error(expect(a, "error"), "bad_request")
-    quiet(b, 0.2)  # the binary frame's content was not acted on
+    quiet(b, within=0.2)  # the binary frame's content was not acted on
     a.ws.send(b"\x00\x01\x02\xff")
     check_error(expect(a, "error"), "bad_request")
     probe(a, b, ida, "4")
@@ -156,7 +156,7 @@ def test_errors_do_not_reach_other_members(pair, client_factory):
     for frame in ("{", "[]", '{"type":"x"}'):
         a.send(frame)
         check_error(expect(a, "error"), "bad_request")
-    quiet(b, 0.2)
+    quiet(b, within=0.2)
     # And Bob can still talk to Ann.
     b.send({"type": "signal", "to": ida, "data": {"ok": True}, "ref": "s"})
     assert expect(b, "ack")["ref"] == "s"
@@ -184,3 +184,21 @@ def test_errors_before_joining_then_join_works(client_factory):
     check_error(a.expect("error"), "bad_request")
     j = join(a, "afterrors", "Ann")
     assert j["peers"] == []
+
+
+@pytest.mark.parametrize("ref,ok", [
+    ("r" * 256, True),
+    ("\u00e9" * 128, True),            # 256 bytes of UTF-8
+    ("r" * 257, False),
+    ("\u00e9" * 128 + "x", False),     # 257 bytes, 129 characters
+], ids=["256-ascii", "256-bytes-utf8", "257-ascii", "257-bytes-utf8"])
+def test_ref_length_limit_is_256_bytes(pair, ref, ok):
+    a, b, ida, idb = pair
+    a.send({"type": "typing", "on": True, "ref": ref})
+    if ok:
+        assert expect(a, "ack") == {"type": "ack", "ref": ref}
+        assert next_msg(b)["type"] == "typing"
+    else:
+        check_error(expect(a, "error"), "bad_request")
+        quiet(b, within=0.2)  # refused, not executed
+    probe(a, b, ida, "5")

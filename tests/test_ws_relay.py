@@ -24,17 +24,17 @@ def expect(c, type_, timeout=5):
     return m
 
 
-def quiet(c, within=0.3):
+def quiet(*clients, within=0.3):
+    """Assert that nothing but `call` events reaches any of `clients` within one shared window."""
     deadline = time.monotonic() + within
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        try:
-            m = c.recv(left)
-        except TimeoutError:
-            return
-        assert m.get("type") == "call", f"expected no message, got {m!r}"
+    for c in clients:
+        while True:
+            left = max(0.0, deadline - time.monotonic())
+            try:
+                m = c.recv(left)
+            except TimeoutError:
+                break
+            assert m.get("type") == "call", f"expected no message, got {m!r}"
 
 
 def join(c, room, name):
@@ -89,8 +89,7 @@ def test_signal_data_is_relayed_byte_for_byte(room3, data):
     assert m["from"] == ids["a"]
     assert data in raw, f"data not relayed byte for byte:\n sent {data!r}\n got  {raw!r}"
     assert m["data"] == json.loads(data)
-    for x in (a, c, d):
-        quiet(x, 0.15)
+    quiet(a, c, d, within=0.15)
 
 
 @pytest.mark.parametrize("template", [
@@ -106,7 +105,7 @@ def test_signal_envelope_field_order_and_whitespace(room3, template):
     raw, m = next_raw(b)
     assert m["type"] == "signal" and m["from"] == ids["a"]
     assert data in raw, raw
-    quiet(c, 0.15)
+    quiet(c, within=0.15)
 
 
 def test_large_signal_is_relayed_intact(room3):
@@ -117,7 +116,7 @@ def test_large_signal_is_relayed_intact(room3):
     a.send('{"type":"signal","to":"%s","data":%s}' % (ids["b"], data))
     raw, m = next_raw(b)
     assert data in raw
-    quiet(a, 0.15)  # no ref, no ack
+    quiet(a, within=0.15)  # no ref, no ack
 
 
 def test_signal_data_null_is_relayed(room3):
@@ -140,15 +139,15 @@ def test_signals_keep_their_order(room3):
     for i in range(20):
         b.send({"type": "signal", "to": ids["a"], "data": [i]})
     assert [next_msg(a)["data"][0] for _ in range(20)] == list(range(20))
-    quiet(c, 0.15)
+    quiet(c, within=0.15)
 
 
 def test_signal_without_ref_has_no_ack(room3):
     (a, b, c, d), ids = room3
     a.send({"type": "signal", "to": ids["c"], "data": "x"})
     assert next_msg(c) == {"type": "signal", "from": ids["a"], "data": "x"}
-    quiet(a, 0.2)
-    quiet(b, 0.1)
+    quiet(a, within=0.2)
+    quiet(b, within=0.1)
 
 
 def test_signal_to_peer_in_another_room_is_not_found(room3):
@@ -161,8 +160,7 @@ def test_signal_to_peer_in_another_room_is_not_found(room3):
     d.send({"type": "signal", "to": ids["a"], "data": {"offer": 2}, "ref": "x-room-2"})
     err = expect(d, "error")
     assert err["code"] == "not_found" and err.get("ref") == "x-room-2", err
-    for x in (a, b, c):
-        quiet(x, 0.1)
+    quiet(a, b, c, within=0.1)
 
 
 def test_signal_to_unknown_peer_is_not_found(room3):
@@ -171,8 +169,7 @@ def test_signal_to_unknown_peer_is_not_found(room3):
         a.send({"type": "signal", "to": to, "data": {}, "ref": ref})
         err = expect(a, "error")
         assert err["code"] == "not_found" and err.get("ref") == ref, err
-    for x in (b, c, d):
-        quiet(x, 0.1)
+    quiet(b, c, d, within=0.1)
 
 
 def test_signal_to_peer_that_left_is_not_found(room3):
@@ -198,7 +195,7 @@ def test_signal_outside_room_is_not_in_room(room3, client_factory):
     e.send({"type": "signal", "to": ids["a"], "data": {"offer": 1}, "ref": "out"})
     err = e.expect("error")
     assert err["code"] == "not_in_room" and err.get("ref") == "out", err
-    quiet(a, 0.2)
+    quiet(a, within=0.2)
     # A peer that left is outside too.
     c.send({"type": "leave"})
     expect(a, "peer-left")
@@ -206,7 +203,7 @@ def test_signal_outside_room_is_not_in_room(room3, client_factory):
     c.send({"type": "signal", "to": ids["a"], "data": 1, "ref": "out2"})
     err = expect(c, "error")
     assert err["code"] == "not_in_room" and err["ref"] == "out2", err
-    quiet(a, 0.1)
+    quiet(a, within=0.1)
 
 
 @pytest.mark.parametrize("make", [
@@ -224,7 +221,7 @@ def test_signal_malformed_is_bad_request(room3, make):
     a.send(msg)
     err = expect(a, "error")
     assert err["code"] == "bad_request" and err.get("ref") == "bad", err
-    quiet(b, 0.2)
+    quiet(b, within=0.2)
     # The connection still relays.
     a.send({"type": "signal", "to": ids["b"], "data": "ok", "ref": "good"})
     assert expect(a, "ack")["ref"] == "good"

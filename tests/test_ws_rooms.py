@@ -1,5 +1,6 @@
 """Rooms: join / joined / peer-joined, codes and names, conflict, room_full, call status, leave / peer-left."""
 import re
+import time
 
 import pytest
 
@@ -21,19 +22,17 @@ def expect(c, type_, timeout=5):
     return m
 
 
-def quiet(c, within=0.3):
-    """Assert that nothing but `call` events arrives within `within` seconds."""
-    import time
+def quiet(*clients, within=0.3):
+    """Assert that nothing but `call` events reaches any of `clients` within one shared window."""
     deadline = time.monotonic() + within
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        try:
-            m = c.recv(left)
-        except TimeoutError:
-            return
-        assert m.get("type") == "call", f"expected no message, got {m!r}"
+    for c in clients:
+        while True:
+            left = max(0.0, deadline - time.monotonic())
+            try:
+                m = c.recv(left)
+            except TimeoutError:
+                break
+            assert m.get("type") == "call", f"expected no message, got {m!r}"
 
 
 def join(c, room, name, **extra):
@@ -95,8 +94,7 @@ def test_second_member_sees_first_and_first_gets_peer_joined(client_factory):
         pj = expect(other, "peer-joined")
         assert pj["peer"] == jc["peer"] and pj["name"] == "Cy" and pj["role"] == "guest"
     assert len({ja["peer"], jb["peer"], jc["peer"]}) == 3
-    for x in (a, b, c):
-        quiet(x)
+    quiet(a, b, c)
 
 
 def test_call_goes_active_when_second_member_joins(client_factory):
@@ -256,8 +254,7 @@ def test_room_full(server_factory):
         d.send({"type": "join", "room": "fullroom", "name": "Di", "ref": "full"})
         err = expect(d, "error")
         assert err["code"] == "room_full" and err.get("ref") == "full", err
-        for x in (a, b):
-            quiet(x, 0.2)
+        quiet(a, b, within=0.2)
         # Other rooms are not affected.
         join(e, "otherfull", "Ed")
         # When a member leaves there is room again.
@@ -418,3 +415,15 @@ class _Client:
             self.ws.close()
         except Exception:
             pass
+
+
+def test_max_name_length_flag(server_factory):
+    s = server_factory("--open-rooms", "--max-name-length", "5")
+    a = _Client(s.ws_url)
+    try:
+        a.send({"type": "join", "room": "shortname", "name": "Annie6", "ref": "six"})
+        err = a.expect("error")
+        assert err["code"] == "bad_request" and err["ref"] == "six", err
+        assert join(a, "shortname", " Annie ")["peers"] == []
+    finally:
+        a.close()

@@ -146,6 +146,10 @@ public final class Gateway: SignalHandler {
         }
     }
 
+    public func connectionClosing(_ id: ConnectionID, cause: CloseCause) {
+        connectionClosed(id, cause: cause)
+    }
+
     public func connectionClosed(_ id: ConnectionID, cause: CloseCause) {
         guard let session = sessions.removeValue(forKey: SessionID(id.rawValue)) else { return }
         logger.debug("disconnected", metadata: ["connection": "\(id)", "cause": "\(cause)"])
@@ -243,8 +247,13 @@ public final class Gateway: SignalHandler {
                 let route = try rooms.route(signalFrom: session.id, to: to)
                 let data = UnsafeBufferPointer(rebasing: frame[dataRange])
                 let bytes = ServerMessage.encodeSignal(from: route.from, data: data, headroom: OutgoingFrame.headroom)
-                server.send(OutgoingFrame(bytesWithHeadroom: bytes), to: ConnectionID(route.to.rawValue))
-                acknowledge(ref, session)
+                switch server.send(OutgoingFrame(bytesWithHeadroom: bytes), to: ConnectionID(route.to.rawValue)) {
+                case .queued:
+                    acknowledge(ref, session)
+                case .overflow, .gone, .dropped:
+                    // The target could not keep up and is being disconnected (it has left the room).
+                    throw ProtocolError(.notFound, "peer '\(to.prefix(64))' is gone: it could not keep up and was disconnected")
+                }
 
             case .chat(let text):
                 let message = try rooms.prepareChat(from: session.id, text: text)

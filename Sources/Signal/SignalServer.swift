@@ -175,6 +175,7 @@ public final class SignalServer: @unchecked Sendable {
                 connection.closeCause = .idle
                 connection.removeAllOutgoing()
                 lws_set_timeout(connection.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC)
+                handler?.connectionClosing(connection.id, cause: .idle)
             } else if silence >= heartbeat, now - connection.lastPingSent >= heartbeat {
                 connection.lastPingSent = now
                 connection.pingDue = true
@@ -268,6 +269,7 @@ public final class SignalServer: @unchecked Sendable {
         lws_callback_on_writable(connection.wsi)
         // A client that never becomes writable is cut off after a few seconds.
         lws_set_timeout(connection.wsi, PENDING_TIMEOUT_USER_OK, 3)
+        handler?.connectionClosing(id, cause: .server(code))
     }
 
     /// Number of open WebSockets.

@@ -112,6 +112,10 @@ public protocol SignalHandler: AnyObject {
     func connectionReceived(_ id: ConnectionID, text: UnsafeBufferPointer<UInt8>)
     /// A message that was dropped by the transport.
     func connectionRejected(_ id: ConnectionID, _ rejection: InboundRejection)
+    /// The server decided to close the WebSocket (`close`, a slow consumer, a heartbeat timeout). Called at
+    /// once, before the socket is gone, so the connection can leave its room without delay; nothing more
+    /// can be sent to it. `connectionClosed` follows when the socket is closed.
+    func connectionClosing(_ id: ConnectionID, cause: CloseCause)
     /// The WebSocket is gone.
     func connectionClosed(_ id: ConnectionID, cause: CloseCause)
     /// An HTTP request; answer it (now or later) with `SignalServer.respond(_:with:)`.
