@@ -29,9 +29,13 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product switchboard
 
-## bench: the load-test scenarios against switchboard and the plain-C reference (see loadtest/README.md).
+## bench: the load-test scenarios against switchboard and the plain-C reference, then instructions per
+## message for both (see loadtest/README.md and docs/performance.md).
 bench: deps release
-	loadtest/run-bench.sh all $(CURDIR)/.build/release/switchboard
+	loadtest/run-bench.sh switchboard $(CURDIR)/.build/release/switchboard --open-rooms
+	loadtest/run-bench.sh reference
+	loadtest/instructions.sh switchboard $(CURDIR)/.build/release/switchboard --open-rooms
+	loadtest/instructions.sh reference
 
 deps:
 	@missing=$$(for p in $(RUN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
