@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/routing-kit", from: "4.9.3"),
     ],
     targets: [
         // libwebsockets + libev through pkg-config, with a shim header for the macros Swift cannot import.
@@ -32,9 +33,13 @@ let package = Package(
         .target(name: "Store",
                 dependencies: ["Rooms", .product(name: "GRDB", package: "GRDB.swift")],
                 swiftSettings: strict),
-        // HTTP routes (health, the call page); later auth and the REST API.
+        // OpenSSL's libcrypto (already linked by libwebsockets): HMAC, scrypt, random bytes.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // HTTP routes, validation, auth (JWT, refresh rotation, password hashing), conventions.
         .target(name: "RestBridge",
-                dependencies: [.product(name: "HTTPTypes", package: "swift-http-types")],
+                dependencies: ["Store", "COpenSSL", .product(name: "HTTPTypes", package: "swift-http-types"),
+                               .product(name: "RoutingKit", package: "routing-kit"),
+                               .product(name: "Logging", package: "swift-log")],
                 resources: [.copy("Public")],
                 swiftSettings: strict),
         // Wiring: sessions on the service thread, dispatch from Signal to Rooms, store hand-off.
@@ -48,5 +53,6 @@ let package = Package(
                           swiftSettings: strict),
         .testTarget(name: "RoomsTests", dependencies: ["Rooms"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Rooms"]),
+        .testTarget(name: "RestBridgeTests", dependencies: ["RestBridge"]),
     ]
 )

@@ -17,7 +17,7 @@ public protocol ChatStore: Sendable {
 
 /// The embedded default store: one SQLite file in WAL mode, migrated on open.
 public final class SQLiteStore: ChatStore {
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     /// Opens (creating and migrating if needed) `directory/switchboard.sqlite`.
     public init(directory: URL) throws {
@@ -28,29 +28,12 @@ public final class SQLiteStore: ChatStore {
         configuration.label = "switchboard.store"
         pool = try DatabasePool(path: directory.appendingPathComponent("switchboard.sqlite").path,
                                 configuration: configuration)
-        try Self.migrator.migrate(pool)
-    }
-
-    /// Versioned schema. Never edit a migration once it has shipped; add a new one.
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1-room-chat") { db in
-            try db.create(table: "room_chat") { table in
-                table.column("id", .text).primaryKey()
-                table.column("room", .text).notNull()
-                table.column("peer", .text).notNull()
-                table.column("name", .text).notNull()
-                table.column("text", .text).notNull()
-                table.column("sent_at", .double).notNull()
-            }
-            try db.create(index: "room_chat_by_room_time", on: "room_chat", columns: ["room", "sent_at"])
-        }
-        return migrator
+        try Schema.migrator.migrate(pool)
     }
 
     /// Names of the migrations applied to the database, in order.
     public func appliedMigrations() throws -> [String] {
-        try pool.read { db in try Self.migrator.appliedMigrations(db) }
+        try pool.read { db in try Schema.migrator.appliedMigrations(db) }
     }
 
     public func appendChat(_ message: ChatMessage, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
