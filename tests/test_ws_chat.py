@@ -2,44 +2,13 @@
 import datetime as dt
 import json
 import re
-import time
 
 import pytest
 
+from wshelpers import expect, join, next_msg, quiet, three_and_one
+
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 CHAT_KEYS = {"type", "id", "from", "name", "text", "ts"}
-
-
-def next_msg(c, timeout=5):
-    """The next message that is not a `call` status event."""
-    while True:
-        m = c.recv(timeout)
-        if m.get("type") != "call":
-            return m
-
-
-def expect(c, type_, timeout=5):
-    m = next_msg(c, timeout)
-    assert m.get("type") == type_, f"expected {type_!r}, got {m!r}"
-    return m
-
-
-def quiet(*clients, within=0.3):
-    """Assert that nothing but `call` events reaches any of `clients` within one shared window."""
-    deadline = time.monotonic() + within
-    for c in clients:
-        while True:
-            left = max(0.0, deadline - time.monotonic())
-            try:
-                m = c.recv(left)
-            except TimeoutError:
-                break
-            assert m.get("type") == "call", f"expected no message, got {m!r}"
-
-
-def join(c, room, name):
-    c.send({"type": "join", "room": room, "name": name})
-    return expect(c, "joined")
 
 
 def check_ts(ts):
@@ -51,14 +20,7 @@ def check_ts(ts):
 @pytest.fixture
 def trio(client_factory):
     """Ann, Bob, Cy in 'chatroom', Dee in 'elsewhere'; setup traffic read."""
-    a, b, c, d = (client_factory() for _ in range(4))
-    ids = {"a": join(a, "chatroom", "Ann")["peer"], "b": join(b, "chatroom", "Bob")["peer"]}
-    expect(a, "peer-joined")
-    ids["c"] = join(c, "chatroom", "Cy")["peer"]
-    expect(a, "peer-joined")
-    expect(b, "peer-joined")
-    ids["d"] = join(d, "elsewhere", "Dee")["peer"]
-    return (a, b, c, d), ids
+    return three_and_one(client_factory, "chatroom", "elsewhere")
 
 
 # ---------------------------------------------------------------------------------------------- chat

@@ -2,21 +2,9 @@
 import json
 
 import pytest
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-
-def read_until_closed(ws, timeout=5):
-    """Read frames until the server closes; returns (decoded messages, close code)."""
-    msgs = []
-    while True:
-        try:
-            raw = ws.recv(timeout=timeout)
-        except ConnectionClosed as e:
-            return msgs, (e.rcvd.code if e.rcvd is not None else None)
-        except TimeoutError:
-            raise AssertionError(f"server did not close the connection; got so far {msgs!r}")
-        msgs.append(json.loads(raw))
+from wshelpers import read_until_closed
 
 
 def test_welcome_shape(client_factory):

@@ -1,41 +1,11 @@
 """Malformed requests answer bad_request, copy `ref`, and leave the connection (and the room) usable."""
 import json
-import time
 
 import pytest
 
+from wshelpers import expect, join, next_msg, quiet
+
 ERROR_KEYS = {"type", "code", "message", "ref"}
-
-
-def next_msg(c, timeout=5):
-    while True:
-        m = c.recv(timeout)
-        if m.get("type") != "call":
-            return m
-
-
-def expect(c, type_, timeout=5):
-    m = next_msg(c, timeout)
-    assert m.get("type") == type_, f"expected {type_!r}, got {m!r}"
-    return m
-
-
-def quiet(c, within=0.3):
-    deadline = time.monotonic() + within
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        try:
-            m = c.recv(left)
-        except TimeoutError:
-            return
-        assert m.get("type") == "call", f"expected no message, got {m!r}"
-
-
-def join(c, room, name):
-    c.send({"type": "join", "room": room, "name": name})
-    return expect(c, "joined")
 
 
 def check_error(err, code, ref=...):

@@ -4,64 +4,8 @@ import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
 
-
-class Conn:
-    """A JSON WebSocket client for servers started with custom flags."""
-
-    def __init__(self, url):
-        self.ws = connect(url, open_timeout=5, max_size=None)
-        self.welcome = self.expect("welcome")
-
-    def send(self, obj):
-        self.ws.send(obj if isinstance(obj, (str, bytes)) else json.dumps(obj))
-
-    def recv(self, timeout=5):
-        while True:
-            m = json.loads(self.ws.recv(timeout=timeout))
-            if m.get("type") != "call":
-                return m
-
-    def expect(self, type_, timeout=5):
-        m = self.recv(timeout)
-        assert m.get("type") == type_, f"expected {type_!r}, got {m!r}"
-        return m
-
-    def quiet(self, within=0.3):
-        deadline = time.monotonic() + within
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            try:
-                m = self.recv(left)
-            except TimeoutError:
-                return
-            raise AssertionError(f"expected no message, got {m!r}")
-
-    def join(self, room, name):
-        self.send({"type": "join", "room": room, "name": name})
-        return self.expect("joined")
-
-    def read_until_closed(self, timeout=5):
-        """Messages until the server closes; returns (messages, close code)."""
-        msgs = []
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                raw = self.ws.recv(timeout=max(0.01, deadline - time.monotonic()))
-            except ConnectionClosed as e:
-                return msgs, (e.rcvd.code if e.rcvd is not None else None)
-            except TimeoutError:
-                raise AssertionError(f"connection was not closed within {timeout}s; got {msgs[-5:]!r}")
-            msgs.append(json.loads(raw))
-
-    def close(self):
-        try:
-            self.ws.close()
-        except Exception:
-            pass
+from wshelpers import Conn
 
 
 @pytest.fixture

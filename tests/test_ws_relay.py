@@ -1,60 +1,15 @@
 """signal: relayed to one peer of the same room, `data` byte for byte, refusals, ack."""
 import json
-import time
 
 import pytest
 
-
-def next_raw(c, timeout=5):
-    """The next frame that is not a `call` status event, as (raw text, decoded)."""
-    while True:
-        raw = c.ws.recv(timeout=timeout)
-        m = json.loads(raw)
-        if m.get("type") != "call":
-            return raw, m
-
-
-def next_msg(c, timeout=5):
-    return next_raw(c, timeout)[1]
-
-
-def expect(c, type_, timeout=5):
-    m = next_msg(c, timeout)
-    assert m.get("type") == type_, f"expected {type_!r}, got {m!r}"
-    return m
-
-
-def quiet(*clients, within=0.3):
-    """Assert that nothing but `call` events reaches any of `clients` within one shared window."""
-    deadline = time.monotonic() + within
-    for c in clients:
-        while True:
-            left = max(0.0, deadline - time.monotonic())
-            try:
-                m = c.recv(left)
-            except TimeoutError:
-                break
-            assert m.get("type") == "call", f"expected no message, got {m!r}"
-
-
-def join(c, room, name):
-    c.send({"type": "join", "room": room, "name": name})
-    return expect(c, "joined")
+from wshelpers import expect, next_msg, next_raw, quiet, three_and_one
 
 
 @pytest.fixture
 def room3(client_factory):
     """Ann, Bob and Cy in one room, Dee alone in another; all setup traffic read. Returns (clients, peer ids)."""
-    a, b, c, d = (client_factory() for _ in range(4))
-    ids = {}
-    ids["a"] = join(a, "relayroom", "Ann")["peer"]
-    ids["b"] = join(b, "relayroom", "Bob")["peer"]
-    expect(a, "peer-joined")
-    ids["c"] = join(c, "relayroom", "Cy")["peer"]
-    expect(a, "peer-joined")
-    expect(b, "peer-joined")
-    ids["d"] = join(d, "otherroom", "Dee")["peer"]
-    return (a, b, c, d), ids
+    return three_and_one(client_factory, "relayroom", "otherroom")
 
 
 AWKWARD = [

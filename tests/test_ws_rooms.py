@@ -1,43 +1,12 @@
 """Rooms: join / joined / peer-joined, codes and names, conflict, room_full, call status, leave / peer-left."""
 import re
-import time
 
 import pytest
 
+from wshelpers import Conn, expect, join, next_msg, quiet
+
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 CALL_FIELDS = {"id", "code", "status", "started_at", "ended_at", "participants", "recording", "locked"}
-
-
-def next_msg(c, timeout=5):
-    """The next message that is not a `call` status event."""
-    while True:
-        m = c.recv(timeout)
-        if m.get("type") != "call":
-            return m
-
-
-def expect(c, type_, timeout=5):
-    m = next_msg(c, timeout)
-    assert m.get("type") == type_, f"expected {type_!r}, got {m!r}"
-    return m
-
-
-def quiet(*clients, within=0.3):
-    """Assert that nothing but `call` events reaches any of `clients` within one shared window."""
-    deadline = time.monotonic() + within
-    for c in clients:
-        while True:
-            left = max(0.0, deadline - time.monotonic())
-            try:
-                m = c.recv(left)
-            except TimeoutError:
-                break
-            assert m.get("type") == "call", f"expected no message, got {m!r}"
-
-
-def join(c, room, name, **extra):
-    c.send({"type": "join", "room": room, "name": name, **extra})
-    return expect(c, "joined")
 
 
 def check_call(call):
@@ -243,7 +212,7 @@ def test_room_full(server_factory):
     clients = []
     try:
         for _ in range(5):
-            clients.append(_Client(s.ws_url))
+            clients.append(Conn(s.ws_url, skip_calls=False))
         a, b, c, d, e = clients
         join(a, "fullroom", "Ann")
         join(b, "fullroom", "Bob")
@@ -270,7 +239,7 @@ def test_room_full(server_factory):
 
 def test_without_open_rooms_unknown_code_is_not_found(server_factory):
     s = server_factory()
-    a = _Client(s.ws_url)
+    a = Conn(s.ws_url, skip_calls=False)
     try:
         for room, ref in (("anyroom", "n1"), ("K7M-2QX-9TB", "n2"), ("k7m2qx9tb", "n3")):
             a.send({"type": "join", "room": room, "name": "Ann", "ref": ref})
@@ -382,44 +351,9 @@ def test_empty_open_room_starts_waiting_again(client_factory):
     assert j["call"]["status"] == "waiting" and j["call"]["participants"] == 1, j["call"]
 
 
-class _Client:
-    """A minimal client for tests that start their own server (same API as conftest's Client)."""
-
-    def __init__(self, url):
-        import json
-        from websockets.sync.client import connect
-        self._json = json
-        self.ws = connect(url, open_timeout=5, max_size=None)
-        self.welcome = self.expect("welcome")
-
-    def send(self, obj):
-        self.ws.send(obj if isinstance(obj, (str, bytes)) else self._json.dumps(obj))
-
-    def recv(self, timeout=5):
-        return self._json.loads(self.ws.recv(timeout=timeout))
-
-    def expect(self, type_, timeout=5):
-        m = self.recv(timeout)
-        assert m.get("type") == type_, f"expected {type_!r}, got {m!r}"
-        return m
-
-    def expect_nothing(self, within=0.3):
-        try:
-            m = self.ws.recv(timeout=within)
-        except TimeoutError:
-            return
-        raise AssertionError(f"expected no message, got {m!r}")
-
-    def close(self):
-        try:
-            self.ws.close()
-        except Exception:
-            pass
-
-
 def test_max_name_length_flag(server_factory):
     s = server_factory("--open-rooms", "--max-name-length", "5")
-    a = _Client(s.ws_url)
+    a = Conn(s.ws_url, skip_calls=False)
     try:
         a.send({"type": "join", "room": "shortname", "name": "Annie6", "ref": "six"})
         err = a.expect("error")

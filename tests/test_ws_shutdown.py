@@ -5,20 +5,9 @@ import socket
 import time
 
 import pytest
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-
-def read_until_closed(ws, timeout=5):
-    msgs = []
-    while True:
-        try:
-            raw = ws.recv(timeout=timeout)
-        except ConnectionClosed as e:
-            return msgs, (e.rcvd.code if e.rcvd is not None else None)
-        except TimeoutError:
-            raise AssertionError(f"not closed within {timeout}s; got {msgs!r}")
-        msgs.append(json.loads(raw))
+from wshelpers import read_until_closed
 
 
 def open_client(url):

@@ -9,7 +9,8 @@ import struct
 import time
 
 import pytest
-from websockets.sync.client import connect
+
+import wshelpers
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -143,49 +144,12 @@ class RawWS:
             pass
 
 
-class Conn:
-    """python-websockets client (answers pings by itself) with JSON helpers; `call` events are skipped."""
+class Conn(wshelpers.Conn):
+    """The shared JSON client (`call` events skipped) without pings of its own: python-websockets still
+    answers the server's pings by itself, but only the server's heartbeat is at work."""
 
     def __init__(self, url):
-        self.ws = connect(url, open_timeout=5, max_size=None, ping_interval=None)
-        self.welcome = json.loads(self.ws.recv(timeout=5))
-        assert self.welcome["type"] == "welcome"
-
-    def send(self, obj):
-        self.ws.send(json.dumps(obj))
-
-    def recv(self, timeout=5):
-        while True:
-            m = json.loads(self.ws.recv(timeout=timeout))
-            if m.get("type") != "call":
-                return m
-
-    def expect(self, type_, timeout=5):
-        m = self.recv(timeout)
-        assert m.get("type") == type_, f"expected {type_!r}, got {m!r}"
-        return m
-
-    def quiet(self, within):
-        deadline = time.monotonic() + within
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            try:
-                m = self.recv(left)
-            except TimeoutError:
-                return
-            raise AssertionError(f"expected no message, got {m!r}")
-
-    def join(self, room, name):
-        self.send({"type": "join", "room": room, "name": name})
-        return self.expect("joined")
-
-    def close(self):
-        try:
-            self.ws.close()
-        except Exception:
-            pass
+        super().__init__(url, ping_interval=None)
 
 
 @pytest.fixture
