@@ -48,7 +48,7 @@ let package = Package(
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .executableTarget(name: "switchboard",
-                          dependencies: ["Gateway", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                          dependencies: ["Gateway", "RestBridge", "Store", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           swiftSettings: strict),
         .testTarget(name: "RoomsTests", dependencies: ["Rooms"]),

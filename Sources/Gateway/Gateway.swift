@@ -22,6 +22,7 @@ public struct GatewayConfiguration: Sendable {
 enum Completion: Sendable {
     case historyLoaded(RoomCode, Result<[ChatMessage], any Error>)
     case chatStored(ChatMessage, sender: SessionID, ref: String?, Result<Void, any Error>)
+    case httpResponse(ConnectionID, RestResponse, started: Double, method: String, path: String)
 }
 
 /// A locked queue from store threads to the service thread.
@@ -79,13 +80,13 @@ public final class Gateway: SignalHandler {
     private var shuttingDown = false
     private var now = 0.0
 
-    public init(configuration: GatewayConfiguration, store: any ChatStore, logger: Logger) {
+    public init(configuration: GatewayConfiguration, store: any ChatStore, rest: RestBridge, logger: Logger) {
         self.configuration = configuration
         self.store = store
         self.logger = logger
+        self.rest = rest
         server = SignalServer(configuration: configuration.signal, logger: logger)
         rooms = RoomDirectory(limits: configuration.limits, openRooms: configuration.openRooms)
-        rest = RestBridge(isReady: { store.ping() })
         server.setHandler(self)
     }
 
@@ -159,14 +160,11 @@ public final class Gateway: SignalHandler {
 
     public func httpRequest(_ id: ConnectionID, _ request: HTTPRequestMessage) {
         let started = Self.monotonicNow()
-        rest.handle(request.head, body: request.body) { [server, logger] response in
-            logger.info("http", metadata: [
-                "method": "\(request.head.method)", "path": "\(request.head.path ?? "")",
-                "status": "\(response.status.code)",
-                "ms": "\(String(format: "%.2f", (Self.monotonicNow() - started) * 1000))",
-            ])
-            server.respond(id, with: HTTPResponseMessage(status: response.status, headerFields: response.headerFields,
-                                                         body: response.body))
+        let method = request.head.method.rawValue, path = request.head.path ?? ""
+        rest.handle(request.head, body: request.body, remoteAddress: request.remoteAddress) { [inbox, server] response in
+            // Route handlers answer on worker threads; the response is written on the service thread.
+            inbox.post(.httpResponse(id, response, started: started, method: method, path: path))
+            server.wakeUp()
         }
     }
 
@@ -175,6 +173,13 @@ public final class Gateway: SignalHandler {
             switch completion {
             case .historyLoaded(let code, let result):
                 finishJoins(code, result)
+            case .httpResponse(let id, let response, let started, let method, let path):
+                logger.info("http", metadata: [
+                    "method": "\(method)", "path": "\(path.prefix { $0 != "?" })", "status": "\(response.status.code)",
+                    "ms": "\(String(format: "%.2f", (Self.monotonicNow() - started) * 1000))",
+                ])
+                server.respond(id, with: HTTPResponseMessage(status: response.status, headerFields: response.headerFields,
+                                                             body: response.body))
             case .chatStored(let message, let sender, let ref, let result):
                 switch result {
                 case .success:

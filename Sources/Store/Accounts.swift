@@ -98,6 +98,8 @@ public protocol AccountStore: Sendable {
     func revokeSession(refreshTokenHash: String, reason: String, now: Date) throws -> AuthSession?
     /// A session that is neither revoked nor expired.
     func activeSession(id: String, now: Date) throws -> AuthSession?
+    /// The session a refresh token belongs to, whatever its state.
+    func session(refreshTokenHash: String) throws -> AuthSession?
 }
 
 extension SQLiteStore: AccountStore {
@@ -191,6 +193,15 @@ extension SQLiteStore: AccountStore {
 
     public func activeSession(id: String, now: Date) throws -> AuthSession? {
         try pool.read { db in try AuthSession.fetchOne(db, key: id) }.flatMap { $0.isActive(at: now) ? $0 : nil }
+    }
+
+    public func session(refreshTokenHash: String) throws -> AuthSession? {
+        try pool.read { db in
+            try AuthSession.fetchOne(db, sql: """
+                SELECT auth_sessions.* FROM auth_sessions JOIN refresh_tokens ON refresh_tokens.session_id = auth_sessions.id
+                WHERE refresh_tokens.token_hash = ?
+                """, arguments: [refreshTokenHash])
+        }
     }
 
     static func audit(_ db: Database, companyID: String?, actorID: String?, action: String, targetType: String?,

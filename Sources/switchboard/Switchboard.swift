@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Gateway
 import Logging
+import RestBridge
 import Store
 
 /// `switchboard`: the signaling and presence server. Flags win over `SWITCHBOARD_*` environment variables.
@@ -51,6 +52,12 @@ struct Switchboard: ParsableCommand {
     @Option(help: "Bytes queued for one slow connection before it is closed (SWITCHBOARD_MAX_QUEUE_BYTES).")
     var maxQueueBytes: Int = envInt("MAX_QUEUE_BYTES", 1 << 20)
 
+    @Option(help: "JWT signing secret, at least 32 bytes; default: a key generated into DATA/jwt.key (SWITCHBOARD_JWT_SECRET).")
+    var jwtSecret: String? = env("JWT_SECRET")
+
+    @Option(help: "Requests per minute per client IP on the unauthenticated auth routes (SWITCHBOARD_AUTH_RATE_LIMIT).")
+    var authRateLimit: Int = envInt("AUTH_RATE_LIMIT", 5)
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error (SWITCHBOARD_LOG_LEVEL).")
     var logLevel: String = env("LOG_LEVEL") ?? "info"
 
@@ -64,6 +71,7 @@ struct Switchboard: ParsableCommand {
         guard maxQueueBytes >= maxMessageBytes else {
             throw ValidationError("--max-queue-bytes must be at least --max-message-bytes")
         }
+        guard authRateLimit >= 1 else { throw ValidationError("--auth-rate-limit must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
@@ -92,9 +100,16 @@ struct Switchboard: ParsableCommand {
             "host": "\(host)", "port": "\(port)", "data": "\(data)", "open_rooms": "\(openRooms)",
             "heartbeat": "\(heartbeat)", "max_message_bytes": "\(maxMessageBytes)",
             "max_room_peers": "\(maxRoomPeers)", "rate_limit": "\(rateLimit)", "max_queue_bytes": "\(maxQueueBytes)",
+            "auth_rate_limit": "\(authRateLimit)", "jwt_secret": "\(jwtSecret == nil ? "data/jwt.key" : "given")",
         ])
-        let store = try SQLiteStore(directory: URL(fileURLWithPath: data, isDirectory: true))
-        let gateway = Gateway(configuration: configuration, store: store, logger: logger)
+        let dataDirectory = URL(fileURLWithPath: data, isDirectory: true)
+        let store = try SQLiteStore(directory: dataDirectory)
+        var restConfiguration = RestConfiguration()
+        restConfiguration.authRateLimit = authRateLimit
+        let rest = RestBridge(accounts: store,
+                              signer: JWTSigner(key: try SigningKey.load(secret: jwtSecret, dataDirectory: dataDirectory)),
+                              configuration: restConfiguration, logger: logger, isReady: { store.ping() })
+        let gateway = Gateway(configuration: configuration, store: store, rest: rest, logger: logger)
         try gateway.run()
     }
 }
