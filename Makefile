@@ -44,7 +44,7 @@ deps:
 test-deps:
 	@missing=$$(for p in $(TEST_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then echo "Installing:" $$missing; $(APT_GET) update -qq && $(APT_GET) install -y -qq $$missing; fi
-	@python3 -c "import pytest, websockets" 2>/dev/null || python3 -m pip install -q -r tests/requirements.txt
+	@python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
 
 clean:
 	rm -rf .build

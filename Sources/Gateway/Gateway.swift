@@ -23,6 +23,7 @@ enum Completion: Sendable {
     case historyLoaded(RoomCode, Result<[ChatMessage], any Error>)
     case chatStored(ChatMessage, sender: SessionID, ref: String?, Result<Void, any Error>)
     case httpResponse(ConnectionID, RestResponse, started: Double, method: String, path: String)
+    case authenticated(SessionID, ref: String?, Result<WebSocketIdentity, APIError>)
 }
 
 /// A locked queue from store threads to the service thread.
@@ -51,6 +52,15 @@ public final class Gateway: SignalHandler {
         var messages: TokenBucket
         var errors: TokenBucket
         var joinPending = false
+        /// The authenticated user (from `?token=` or `hello`), or nil for an anonymous connection.
+        var user: User?
+        var userJSON: [UInt8]?
+        /// While a token is being checked: the frames that arrived meanwhile, handled in order afterwards.
+        var framesWhileAuthenticating: [[UInt8]]?
+
+        /// Authenticated users join open rooms as members; anonymous connections as guests. (Hosts come
+        /// with stored calls.)
+        var role: Role { user == nil ? .guest : .member }
 
         init(id: SessionID, connection: ConnectionID, now: Double, configuration: GatewayConfiguration) {
             self.id = id
@@ -107,23 +117,64 @@ public final class Gateway: SignalHandler {
 
     public func connectionOpened(_ id: ConnectionID, query: String, remoteAddress: String) {
         now = Self.monotonicNow()
-        let sessionID = SessionID(id.rawValue)
-        if Self.queryValue("token", in: query) != nil {
-            // Tokens arrive with the auth issue; until then no token is valid.
-            send(.error(ProtocolError(.unauthorized, "invalid or expired token")), to: id)
-            server.close(id, code: .policyViolation, reason: "unauthorized")
-            return
-        }
-        let session = Session(id: sessionID, connection: id, now: now, configuration: configuration)
-        sessions[sessionID] = session
+        let session = Session(id: SessionID(id.rawValue), connection: id, now: now, configuration: configuration)
+        sessions[session.id] = session
         logger.debug("connected", metadata: ["connection": "\(id)", "remote": "\(remoteAddress)"])
+        if let token = Self.queryValue("token", in: query) {
+            authenticate(session, token: token, ref: nil)
+        } else {
+            sendWelcome(session)
+        }
+    }
+
+    /// Checks a token off the service thread; frames that arrive meanwhile wait, then run in order.
+    private func authenticate(_ session: Session, token: String, ref: String?) {
+        session.framesWhileAuthenticating = session.framesWhileAuthenticating ?? []
+        let sessionID = session.id
+        rest.authenticateWebSocket(token: token) { [inbox, server] result in
+            inbox.post(.authenticated(sessionID, ref: ref, result))
+            server.wakeUp()
+        }
+    }
+
+    private func finishAuthentication(_ sessionID: SessionID, ref: String?, _ result: Result<WebSocketIdentity, APIError>) {
+        guard let session = sessions[sessionID] else { return }
+        let waiting = session.framesWhileAuthenticating ?? []
+        session.framesWhileAuthenticating = nil
+        switch result {
+        case .success(let identity):
+            session.user = identity.user
+            session.userJSON = identity.userJSON
+            logger.debug("authenticated", metadata: ["connection": "\(session.connection)", "user": "\(identity.user.id)"])
+            sendWelcome(session)
+            for frame in waiting {
+                guard sessions[sessionID] != nil else { break }
+                frame.withUnsafeBufferPointer { connectionReceived(session.connection, text: $0) }
+            }
+        case .failure(let error):
+            // PROTOCOL.md 3: an invalid token answers `unauthorized` (no welcome), then close 1008.
+            let message = error.code == "internal" ? "the token could not be checked" : error.message
+            send(.error(ProtocolError(.unauthorized, message, ref: ref)), to: session.connection)
+            server.close(session.connection, code: .policyViolation, reason: "unauthorized")
+        }
+    }
+
+    private func sendWelcome(_ session: Session) {
         send(.welcome(session: session.publicID, resume: RandomID.make(prefix: "r", length: 24),
-                      heartbeat: configuration.signal.heartbeatSeconds), to: id)
+                      heartbeat: configuration.signal.heartbeatSeconds, user: session.userJSON), to: session.connection)
     }
 
     public func connectionReceived(_ id: ConnectionID, text: UnsafeBufferPointer<UInt8>) {
         now = Self.monotonicNow()
         guard let session = sessions[SessionID(id.rawValue)] else { return }
+        if session.framesWhileAuthenticating != nil {
+            if session.framesWhileAuthenticating!.count < 64 {
+                session.framesWhileAuthenticating!.append(Array(text))
+            } else {
+                refuse(session, ProtocolError(.rateLimited, "wait for 'welcome' before sending more"))
+            }
+            return
+        }
         guard session.messages.take(now: now) else {
             refuse(session, ProtocolError(.rateLimited, "more than \(Int(configuration.messagesPerSecond)) messages per second"))
             return
@@ -173,6 +224,8 @@ public final class Gateway: SignalHandler {
             switch completion {
             case .historyLoaded(let code, let result):
                 finishJoins(code, result)
+            case .authenticated(let sessionID, let ref, let result):
+                finishAuthentication(sessionID, ref: ref, result)
             case .httpResponse(let id, let response, let started, let method, let path):
                 logger.info("http", metadata: [
                     "method": "\(method)", "path": "\(path.prefix { $0 != "?" })", "status": "\(response.status.code)",
@@ -210,24 +263,23 @@ public final class Gateway: SignalHandler {
         do throws(ProtocolError) {
             switch request.message {
             case .hello(let token, let resume):
-                if token != nil {
-                    send(.error(ProtocolError(.unauthorized, "invalid or expired token", ref: ref)), to: session.connection)
-                    server.close(session.connection, code: .policyViolation, reason: "unauthorized")
+                if let token {
+                    authenticate(session, token: token, ref: ref)
                 } else if resume != nil {
                     throw ProtocolError(.notFound, "unknown resume token")
                 } else {
-                    send(.welcome(session: session.publicID, resume: RandomID.make(prefix: "r", length: 24),
-                                  heartbeat: configuration.signal.heartbeatSeconds), to: session.connection)
+                    sendWelcome(session)
                 }
 
             case .join(let text, let name):
                 let code = try rooms.resolve(code: text)
-                let name = try rooms.validateName(name)
+                guard let given = name ?? session.user?.name else { throw ProtocolError.badRequest("missing field 'name'") }
+                let name = try rooms.validateName(given)
                 if session.joinPending || rooms.room(of: session.id) != nil {
                     throw ProtocolError(.conflict, "already in a room; leave it first")
                 }
                 if rooms.isLive(code) {
-                    deliver(try rooms.join(session.id, code: code, name: name, ref: ref))
+                    deliver(try rooms.join(session.id, code: code, name: name, role: session.role, ref: ref))
                 } else {
                     // The room's chat history comes from the store before the room opens.
                     session.joinPending = true
@@ -296,7 +348,8 @@ public final class Gateway: SignalHandler {
             guard let session = sessions[pending.session] else { continue }
             session.joinPending = false
             do {
-                deliver(try rooms.join(session.id, code: code, name: pending.name, ref: pending.ref, history: history))
+                deliver(try rooms.join(session.id, code: code, name: pending.name, role: session.role, ref: pending.ref,
+                                       history: history))
             } catch {
                 refuse(session, error)
             }

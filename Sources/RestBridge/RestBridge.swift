@@ -74,7 +74,7 @@ public final class RestBridge: Sendable {
     private let staticFiles: [String: StaticFile]
     private let router = Router()
     private let authenticator: Authenticator
-    private let workers: OperationQueue
+    let workers: OperationQueue
     private let logger: Logger
 
     struct StaticFile: Sendable {

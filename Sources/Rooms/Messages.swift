@@ -56,7 +56,8 @@ public struct CallStatus: Equatable, Sendable {
 /// A request from a client, decoded and validated for shape (not yet for room rules).
 public enum ClientMessage: Equatable, Sendable {
     case hello(token: String?, resume: String?)
-    case join(room: String, name: String)
+    /// `name` may be omitted by an authenticated connection (the user's name is used).
+    case join(room: String, name: String?)
     case leave
     /// `data` is the byte range of the raw JSON value inside the frame; it is never decoded.
     case signal(to: String, data: Range<Int>)
@@ -113,7 +114,7 @@ public struct ClientRequest: Equatable, Sendable {
         case "hello":
             return .hello(token: try fields.optionalString("token"), resume: try fields.optionalString("resume"))
         case "join":
-            return .join(room: try fields.string("room"), name: try fields.string("name"))
+            return .join(room: try fields.string("room"), name: try fields.optionalString("name"))
         case "leave":
             return .leave
         case "signal":
@@ -164,7 +165,8 @@ struct FieldReader {
 
 /// A message from the server. `encode` writes its exact wire JSON.
 public enum ServerMessage: Sendable {
-    case welcome(session: String, resume: String, heartbeat: Int)
+    /// `user` is the authenticated user as raw JSON (the REST user object), or nil for `null`.
+    case welcome(session: String, resume: String, heartbeat: Int, user: [UInt8]?)
     case joined(room: String, peer: PeerID, role: Role, peers: [PeerInfo], chat: [ChatMessage], call: CallStatus,
                 ref: String?)
     case peerJoined(PeerInfo)
@@ -185,14 +187,16 @@ public enum ServerMessage: Sendable {
     public func encode(headroom: Int = 0) -> [UInt8] {
         var out = JSONWriter(headroom: headroom)
         switch self {
-        case .welcome(let session, let resume, let heartbeat):
+        case .welcome(let session, let resume, let heartbeat, let user):
             out.raw("{\"type\":\"welcome\",\"session\":")
             out.string(session)
             out.raw(",\"resume\":")
             out.string(resume)
             out.raw(",\"heartbeat\":")
             out.int(heartbeat)
-            out.raw(",\"user\":null}")
+            out.raw(",\"user\":")
+            if let user { out.raw(bytes: user) } else { out.raw("null") }
+            out.raw("}")
         case .joined(let room, let peer, let role, let peers, let chat, let call, let ref):
             out.raw("{\"type\":\"joined\",\"room\":")
             out.string(room)

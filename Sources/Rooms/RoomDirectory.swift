@@ -104,8 +104,8 @@ public final class RoomDirectory {
     }
 
     /// Adds `session` to the room `code` (creating it, with `history` as its recent chat, if it is not live).
-    public func join(_ session: SessionID, code: RoomCode, name: String, ref: String?, history: [ChatMessage] = [])
-        throws(ProtocolError) -> [Delivery]
+    public func join(_ session: SessionID, code: RoomCode, name: String, role: Role = .guest, ref: String?,
+                     history: [ChatMessage] = []) throws(ProtocolError) -> [Delivery]
     {
         let name = try validateName(name)
         if let current = seats[session] {
@@ -125,7 +125,7 @@ public final class RoomDirectory {
         }
         rooms[code.key] = room
 
-        let info = PeerInfo(peer: PeerID(RandomID.make(prefix: "p", length: 10)), name: name, role: .guest)
+        let info = PeerInfo(peer: PeerID(RandomID.make(prefix: "p", length: 10)), name: name, role: role)
         let others = room.sessions
         let peersBefore = room.members.map(\.info)
         room.members.append(Member(session: session, info: info))

@@ -20,6 +20,7 @@ private func decodeError(_ text: String) -> ProtocolError? {
     @Test func decodesEveryImplementedType() throws {
         #expect(try decode(#"{"type":"join","room":"abc","name":"Ann","ref":"r1"}"#)
             == ClientRequest(message: .join(room: "abc", name: "Ann"), ref: "r1"))
+        #expect(try decode(#"{"type":"join","room":"abc"}"#).message == .join(room: "abc", name: nil))
         #expect(try decode(#"{"type":"leave"}"#).message == .leave)
         #expect(try decode(#"{"type":"chat","text":"hi \u00e9\n"}"#).message == .chat(text: "hi é\n"))
         #expect(try decode(#"{"type":"typing","on":false}"#).message == .typing(on: false))
@@ -74,9 +75,12 @@ private func decodeError(_ text: String) -> ProtocolError? {
 
 @Suite struct ServerMessageEncoding {
     @Test func encodesExactWireShapes() throws {
-        let welcome = String(decoding: ServerMessage.welcome(session: "s1", resume: "r1", heartbeat: 10).encode(),
+        let welcome = String(decoding: ServerMessage.welcome(session: "s1", resume: "r1", heartbeat: 10, user: nil).encode(),
                              as: UTF8.self)
         #expect(welcome == #"{"type":"welcome","session":"s1","resume":"r1","heartbeat":10,"user":null}"#)
+        let withUser = String(decoding: ServerMessage.welcome(session: "s", resume: "r", heartbeat: 5,
+                                                              user: Array(#"{"id":"u1"}"#.utf8)).encode(), as: UTF8.self)
+        #expect(withUser == #"{"type":"welcome","session":"s","resume":"r","heartbeat":5,"user":{"id":"u1"}}"#)
         let error = String(decoding: ServerMessage.error(ProtocolError(.notInRoom, "say \"hi\"\n", ref: "a")).encode(),
                            as: UTF8.self)
         #expect(error == #"{"type":"error","code":"not_in_room","message":"say \"hi\"\n","ref":"a"}"#)
