@@ -37,7 +37,7 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // HTTP routes, validation, auth (JWT, refresh rotation, password hashing), conventions.
         .target(name: "RestBridge",
-                dependencies: ["Store", "COpenSSL", .product(name: "HTTPTypes", package: "swift-http-types"),
+                dependencies: ["Store", "Rooms", "COpenSSL", .product(name: "HTTPTypes", package: "swift-http-types"),
                                .product(name: "RoutingKit", package: "routing-kit"),
                                .product(name: "Logging", package: "swift-log")],
                 resources: [.copy("Public")],

@@ -230,6 +230,7 @@ public final class Gateway: SignalHandler {
                 logger.info("http", metadata: [
                     "method": "\(method)", "path": "\(path.prefix { $0 != "?" })", "status": "\(response.status.code)",
                     "ms": "\(String(format: "%.2f", (Self.monotonicNow() - started) * 1000))",
+                    "user": "\(response.userID ?? "-")",
                 ])
                 server.respond(id, with: HTTPResponseMessage(status: response.status, headerFields: response.headerFields,
                                                              body: response.body))

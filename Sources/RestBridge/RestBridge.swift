@@ -8,11 +8,20 @@ public struct RestResponse: Sendable {
     public var status: HTTPResponse.Status
     public var headerFields: HTTPFields
     public var body: [UInt8]
+    /// The authenticated caller, for the request log line (not sent).
+    public var userID: String?
 
     public init(status: HTTPResponse.Status, headerFields: HTTPFields = [:], body: [UInt8] = []) {
         self.status = status
         self.headerFields = headerFields
         self.body = body
+    }
+
+    /// This response with `fields` added.
+    func adding(_ fields: HTTPFields) -> RestResponse {
+        var copy = self
+        for field in fields { copy.headerFields.append(field) }
+        return copy
     }
 
     /// A JSON response with `text` as its body.
@@ -60,8 +69,23 @@ public struct RestConfiguration: Sendable {
     public var refreshRateLimit = 60
     public var accessTokenLifetime = 900
     public var refreshTokenLifetime: TimeInterval = 30 * 24 * 3600
+    /// How long a mailed password-reset token works.
+    public var resetTokenLifetime: TimeInterval = 3600
+    /// How long a mailed email-verification token works.
+    public var verifyTokenLifetime: TimeInterval = 24 * 3600
     /// Threads that run route handlers (store access, password hashing): never the service thread.
     public var workerCount = 4
+    /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
+    public var corsOrigins: [String] = []
+    /// Where uploaded avatars and logos are kept (`DATA/uploads`).
+    public var uploadsDirectory = URL(fileURLWithPath: "./data/uploads", isDirectory: true)
+    /// Largest uploaded image in bytes (413 beyond).
+    public var maxUploadBytes = 2 << 20
+    /// How long the set-password token of an invitation (`POST /api/users` without a password) works.
+    public var invitationLifetime: TimeInterval = 7 * 24 * 3600
+    /// The largest request body the transport must let through: an upload plus room for multipart framing.
+    /// JSON bodies stay limited to 1 MiB by `RestRequest.decode`.
+    public var maxRequestBodyBytes: Int { maxUploadBytes + 64 * 1024 }
 
     public init() {}
 }
@@ -74,6 +98,8 @@ public final class RestBridge: Sendable {
     private let staticFiles: [String: StaticFile]
     private let router = Router()
     private let authenticator: Authenticator
+    private let idempotency: any IdempotencyStore
+    private let corsOrigins: Set<String>
     let workers: OperationQueue
     private let logger: Logger
 
@@ -82,12 +108,15 @@ public final class RestBridge: Sendable {
         let body: [UInt8]
     }
 
-    public init(accounts: any AccountStore, signer: JWTSigner, hasher: PasswordHasher = PasswordHasher(),
-                configuration: RestConfiguration = RestConfiguration(), logger: Logger,
-                isReady: @escaping @Sendable () -> Bool)
+    public init(accounts: any AccountStore, idempotency: any IdempotencyStore, directory: any DirectoryStore,
+                signer: JWTSigner,
+                hasher: PasswordHasher = PasswordHasher(), configuration: RestConfiguration = RestConfiguration(),
+                logger: Logger, isReady: @escaping @Sendable () -> Bool)
     {
         self.isReady = isReady
         self.logger = logger
+        self.idempotency = idempotency
+        corsOrigins = Set(configuration.corsOrigins)
         staticFiles = Self.loadStaticFiles()
         authenticator = Authenticator(signer: signer, store: accounts, accessTokenLifetime: configuration.accessTokenLifetime)
         let queue = OperationQueue()
@@ -95,11 +124,22 @@ public final class RestBridge: Sendable {
         queue.maxConcurrentOperationCount = configuration.workerCount
         workers = queue
 
+        // One per-IP budget for every unauthenticated auth route (login, register, forgot/reset, verify).
+        let authLimit = RateLimiter(limit: configuration.authRateLimit, window: 60)
+        let mail = AccountMail(accounts: accounts, mailer: OutboxMailer(outbox: accounts, logger: logger),
+                               resetTokenLifetime: configuration.resetTokenLifetime,
+                               verifyTokenLifetime: configuration.verifyTokenLifetime)
         AuthRoutes(accounts: accounts, authenticator: authenticator, hasher: hasher,
-                   refreshTokenLifetime: configuration.refreshTokenLifetime, logger: logger)
-            .register(on: router,
-                      authLimit: RateLimiter(limit: configuration.authRateLimit, window: 60),
+                   refreshTokenLifetime: configuration.refreshTokenLifetime, mail: mail, logger: logger)
+            .register(on: router, authLimit: authLimit,
                       refreshLimit: RateLimiter(limit: configuration.refreshRateLimit, window: 60))
+        AccountRoutes(accounts: accounts, hasher: hasher, mail: mail, background: queue, logger: logger)
+            .register(on: router, authLimit: authLimit)
+        DirectoryRoutes(directory: directory, accounts: accounts, hasher: hasher, mail: mail,
+                        uploads: UploadDirectory(url: configuration.uploadsDirectory),
+                        maxUploadBytes: configuration.maxUploadBytes,
+                        invitationLifetime: configuration.invitationLifetime, logger: logger)
+            .register(on: router)
     }
 
     /// The authenticator, for WebSocket tokens.
@@ -129,19 +169,50 @@ public final class RestBridge: Sendable {
                        respond: @escaping @Sendable (RestResponse) -> Void)
     {
         let request = RestRequest(head: head, body: body, remoteAddress: remoteAddress)
-        if let response = answerInline(request) {
-            respond(response)
+        let cors = corsHeaders(for: request)
+        if let response = answerInline(request, cors: cors) {
+            respond(response.adding(cors))
             return
         }
         workers.addOperation { [self] in
             // Whole milliseconds: the precision the store keeps, so a response and a later read agree.
             let now = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
-            respond(route(request, now: now))
+            respond(route(request, now: now).adding(cors))
         }
     }
 
-    private func answerInline(_ request: RestRequest) -> RestResponse? {
-        guard request.method == .get || request.method == .head else { return nil }
+    /// CORS headers for a request whose `Origin` is allowed (none otherwise).
+    private func corsHeaders(for request: RestRequest) -> HTTPFields {
+        var fields = HTTPFields()
+        guard let origin = request.headers[.origin], corsOrigins.contains("*") || corsOrigins.contains(origin) else {
+            return fields
+        }
+        fields[.accessControlAllowOrigin] = corsOrigins.contains("*") ? "*" : origin
+        fields[.vary] = "Origin"
+        fields[.accessControlExposeHeaders] = "Location, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
+        return fields
+    }
+
+    private func answerInline(_ request: RestRequest, cors: HTTPFields) -> RestResponse? {
+        if request.method == .options, request.headers[.accessControlRequestMethod] != nil {
+            // A CORS preflight: allowed origins get the methods and headers the API uses.
+            var fields = HTTPFields()
+            if !cors.isEmpty {
+                fields[.accessControlAllowMethods] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+                fields[.accessControlAllowHeaders] = "Authorization, Content-Type, Idempotency-Key"
+                fields[.accessControlMaxAge] = "600"
+            }
+            return RestResponse(status: .noContent, headerFields: fields)
+        }
+        guard request.method == .get || request.method == .head else {
+            // The operations routes and static files are read-only.
+            guard request.path == "/healthz" || request.path == "/readyz" || staticFiles[request.path] != nil else {
+                return nil
+            }
+            var error = APIError(.methodNotAllowed, "method_not_allowed", "\(request.method) is not allowed on \(request.path)")
+            error.headers[.allow] = "GET, HEAD"
+            return .error(error)
+        }
         switch request.path {
         case "/healthz":
             return .json(.ok, #"{"status":"ok"}"#)
@@ -155,6 +226,50 @@ public final class RestBridge: Sendable {
             fields[.cacheControl] = "no-cache"
             return RestResponse(status: .ok, headerFields: fields, body: file.body)
         }
+    }
+
+    /// `Idempotency-Key` on an authenticated POST (PROTOCOL.md 2-3): the same key and request within 24 hours
+    /// answers the first response again; the same key with another request answers 409. Other requests run as is.
+    private func respondIdempotently(_ request: RestRequest, auth: AuthContext?, now: Date,
+                                     _ handle: () throws -> RestResponse) throws -> RestResponse
+    {
+        guard request.method == .post, let auth, let key = request.headers[HTTPField.Name("Idempotency-Key")!] else {
+            return try handle()
+        }
+        guard (1...255).contains(key.utf8.count) else {
+            throw APIError.validation(["Idempotency-Key": ["must have 1 to 255 characters"]])
+        }
+        let hash = Crypto.hex(Crypto.sha256(Array("\(request.method.rawValue) \(request.path)\n".utf8) + request.body))
+        let day: TimeInterval = 24 * 3600
+        if let stored = try idempotency.idempotentResponse(userID: auth.user.id, key: key, notBefore: now - day) {
+            guard stored.requestHash == hash else {
+                throw APIError.conflict("this Idempotency-Key was used for a different request")
+            }
+            var replay = RestResponse(status: HTTPResponse.Status(code: stored.status), body: stored.body)
+            for line in stored.headers.split(separator: "\n") {
+                let parts = line.split(separator: ":", maxSplits: 1)
+                if parts.count == 2, let name = HTTPField.Name(String(parts[0])) {
+                    replay.headerFields.append(HTTPField(name: name, value: parts[1].trimmingCharacters(in: .whitespaces)))
+                }
+            }
+            replay.headerFields[HTTPField.Name("Idempotent-Replayed")!] = "true"
+            return replay
+        }
+        let response: RestResponse
+        do {
+            response = try handle()
+        } catch let error as APIError {
+            response = .error(error)
+        }
+        if response.status.code < 500 {
+            let headers = response.headerFields.map { "\($0.name.canonicalName): \($0.value)" }.joined(separator: "\n")
+            try idempotency.saveIdempotentResponse(
+                userID: auth.user.id, key: key,
+                IdempotentResponse(requestHash: hash, status: response.status.code, headers: headers, body: response.body,
+                                   createdAt: now),
+                expireBefore: now - day)
+        }
+        return response
     }
 
     /// Runs on a worker thread: match, rate-limit, authenticate, handle, and turn every failure into its envelope.
@@ -189,7 +304,10 @@ public final class RestBridge: Sendable {
                     guard let token = request.bearerToken else { throw APIError.unauthorized }
                     auth = try authenticator.authenticate(token, now: now)
                 }
-                var response = try route.handler(request, RouteContext(auth: auth, now: now))
+                var response = try respondIdempotently(request, auth: auth, now: now) {
+                    try route.handler(request, RouteContext(auth: auth, now: now))
+                }
+                response.userID = auth?.user.id
                 for field in limitHeaders { response.headerFields.append(field) }
                 return response
             } catch let error as APIError {

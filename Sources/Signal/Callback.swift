@@ -226,6 +226,9 @@ extension SignalServer {
         for (name, token) in copied {
             if let value = Self.header(wsi, token) { fields[name] = value }
         }
+        for name in configuration.customHeaders {
+            if let value = Self.customHeader(wsi, name), let fieldName = HTTPField.Name(name) { fields[fieldName] = value }
+        }
         let host = Self.header(wsi, WSI_TOKEN_HOST)
         exchange.head = HTTPRequest(method: methods[Int(methodIndex)], scheme: "http", authority: host,
                                     path: query.map { path + "?" + $0 } ?? path, headerFields: fields)
@@ -314,6 +317,17 @@ extension SignalServer {
         var buffer = [CChar](repeating: 0, count: length + 1)
         guard lws_hdr_copy(wsi, &buffer, Int32(buffer.count), token) >= 0 else { return nil }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// A header lws keeps by its name (`name` in lower case, without the colon).
+    static func customHeader(_ wsi: OpaquePointer, _ name: String) -> String? {
+        let key = Array((name + ":").utf8CString)
+        let keyLength = Int32(key.count - 1)
+        let length = Int(lws_hdr_custom_length(wsi, key, keyLength))
+        guard length >= 0, length < 8 * 1024 else { return nil }
+        var buffer = [CChar](repeating: 0, count: length + 1)
+        guard lws_hdr_custom_copy(wsi, &buffer, Int32(buffer.count), key, keyLength) >= 0 else { return nil }
+        return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The query string as `a=1&b=2`, percent-encoded again. lws keeps each argument as a URL-decoded

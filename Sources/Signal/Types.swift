@@ -22,6 +22,8 @@ public struct SignalConfiguration: Sendable {
     public var maxQueueMessages = 1024
     /// Largest HTTP request body accepted (413 beyond).
     public var maxHTTPBodyBytes = 1 << 20
+    /// Request headers lws does not know by name that are passed on to HTTP handlers (lower case).
+    public var customHeaders = ["idempotency-key", "access-control-request-method", "access-control-request-headers"]
     /// How long a graceful shutdown waits for clients to take their close frames.
     public var shutdownGraceSeconds = 2.0
 

@@ -79,9 +79,10 @@ public enum StoreError: Error, Equatable {
     case conflict(field: String)
 }
 
-/// Accounts: companies, users and login sessions. Synchronous: call from a worker thread, never from the
-/// service thread.
-public protocol AccountStore: Sendable {
+/// Accounts: companies, users and login sessions, with what users manage themselves (`AccountSecurityStore`)
+/// and the mail that account flows send (`OutboxStore`). Synchronous: call from a worker thread, never from
+/// the service thread.
+public protocol AccountStore: AccountSecurityStore, OutboxStore {
     /// Creates a company and its first user, the owner, in one transaction.
     func register(companyName: String, email: String, name: String, passwordHash: String, now: Date) throws
         -> (Company, User)

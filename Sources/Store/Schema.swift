@@ -16,6 +16,10 @@ enum Schema {
             try db.create(index: "room_chat_by_room_time", on: "room_chat", columns: ["room", "sent_at"])
         }
         migrator.registerMigration("v2-product-model", migrate: createProductModel)
+        // A user's activity is what they did and what was done to them: the second half needs this index.
+        migrator.registerMigration("v3-audit-by-target") { db in
+            try db.create(index: "audit_log_by_target", on: "audit_log", columns: ["target_type", "target_id", "created_at"])
+        }
         return migrator
     }
 

@@ -5,12 +5,20 @@ import Logging
 import RestBridge
 import Store
 
-/// `switchboard`: the signaling and presence server. Flags win over `SWITCHBOARD_*` environment variables.
+/// `switchboard`: the signaling and presence server. `serve` is the default command, so `switchboard --port …`
+/// serves; `switchboard admin create …` adds an admin account.
 @main
 struct Switchboard: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard",
-        abstract: "Real-time signaling and presence server (WebSocket + REST on one port).")
+        abstract: "Real-time signaling and presence server (WebSocket + REST on one port).",
+        subcommands: [Serve.self, AdminCommand.self], defaultSubcommand: Serve.self)
+}
+
+/// `switchboard [serve]`: runs the server. Flags win over `SWITCHBOARD_*` environment variables.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve WebSocket and REST on one port (the default command).")
 
     private static let environment = ProcessInfo.processInfo.environment
     private static func env(_ name: String) -> String? { environment["SWITCHBOARD_" + name] }
@@ -57,6 +65,9 @@ struct Switchboard: ParsableCommand {
 
     @Option(help: "Requests per minute per client IP on the unauthenticated auth routes (SWITCHBOARD_AUTH_RATE_LIMIT).")
     var authRateLimit: Int = envInt("AUTH_RATE_LIMIT", 5)
+
+    @Option(help: "Comma-separated origins allowed by CORS, or * (SWITCHBOARD_CORS_ORIGINS); default none.")
+    var corsOrigins: String = env("CORS_ORIGINS") ?? ""
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error (SWITCHBOARD_LOG_LEVEL).")
     var logLevel: String = env("LOG_LEVEL") ?? "info"
@@ -106,7 +117,12 @@ struct Switchboard: ParsableCommand {
         let store = try SQLiteStore(directory: dataDirectory)
         var restConfiguration = RestConfiguration()
         restConfiguration.authRateLimit = authRateLimit
-        let rest = RestBridge(accounts: store,
+        restConfiguration.corsOrigins = corsOrigins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        restConfiguration.uploadsDirectory = dataDirectory.appendingPathComponent("uploads", isDirectory: true)
+        // Image uploads (up to 2 MiB) are larger than JSON bodies: the REST bridge limits each kind itself.
+        configuration.signal.maxHTTPBodyBytes = restConfiguration.maxRequestBodyBytes
+        let rest = RestBridge(accounts: store, idempotency: store, directory: store,
                               signer: JWTSigner(key: try SigningKey.load(secret: jwtSecret, dataDirectory: dataDirectory)),
                               configuration: restConfiguration, logger: logger, isReady: { store.ping() })
         let gateway = Gateway(configuration: configuration, store: store, rest: rest, logger: logger)

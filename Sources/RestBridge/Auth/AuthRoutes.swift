@@ -8,6 +8,8 @@ struct AuthRoutes: Sendable {
     let authenticator: Authenticator
     let hasher: PasswordHasher
     let refreshTokenLifetime: TimeInterval
+    /// Registration mails an email-verification token.
+    let mail: AccountMail
     let logger: Logger
 
     private struct RegisterBody: Decodable {
@@ -63,11 +65,14 @@ struct AuthRoutes: Sendable {
         router.add(.post, "/api/auth/login", auth: .none, rateLimit: byIP) { request, context in
             try login(request, now: context.now)
         }
-        // 60 per minute per session: the key is the session the presented token belongs to (or the token
-        // itself when unknown, which then fails anyway).
-        let bySession = RateLimitRule(limiter: refreshLimit) { request in
+        // 60 per minute per session: the presented token is looked up to find its session (rotation gives
+        // every refresh a new token, the session stays). An unknown token counts against its client IP.
+        let bySession = RateLimitRule(limiter: refreshLimit) { [accounts] request in
             let token = (try? request.decode(RefreshBody.self))?.refreshToken ?? ""
-            return "refresh:" + Crypto.tokenHash(token).prefix(16)
+            if let session = try? accounts.session(refreshTokenHash: Crypto.tokenHash(token)) {
+                return "session:" + session.id
+            }
+            return "ip:" + request.remoteAddress
         }
         router.add(.post, "/api/auth/refresh", auth: .none, rateLimit: bySession) { request, context in
             try refresh(request, now: context.now)
@@ -103,6 +108,7 @@ struct AuthRoutes: Sendable {
             throw APIError.conflict("an account with this email exists")
         }
         logger.info("registered", metadata: ["user": "\(user.id)", "company": "\(company.id)"])
+        mail.sendQuietly(logger) { try mail.sendVerification(to: user, now: now) }
         let (access, refresh) = try startSession(user, request, now: now)
         var response = try RestResponse.encode(.created, Registered(
             user: UserView(user), company: CompanyView(company), accessToken: access, refreshToken: refresh,

@@ -3,13 +3,31 @@ import Store
 
 /// The authenticated caller of a request or a WebSocket.
 public struct AuthContext: Sendable {
+    /// How the caller proved who they are.
+    public enum Credential: Sendable {
+        /// An access token of a login session.
+        case session(AuthSession, AccessClaims)
+        /// An API key (`sbk_…`).
+        case apiKey(APIKey)
+    }
+
     public let user: User
-    public let session: AuthSession
-    public let claims: AccessClaims
+    public let credential: Credential
+
+    /// The login session of an access token; nil for an API key.
+    public var session: AuthSession? {
+        if case .session(let session, _) = credential { session } else { nil }
+    }
 }
 
 /// Issues and checks access tokens; a token is accepted only while its session is active and its user exists.
+/// API keys (`sbk_…`) are accepted wherever an access token is, while they are not revoked.
 public struct Authenticator: Sendable {
+    /// How every API key starts; access tokens (JWTs) never do.
+    public static let apiKeyPrefix = "sbk_"
+    /// `last_used_at` of an API key is written at most this often (seconds), not on every request.
+    static let apiKeyTouchInterval: TimeInterval = 60
+
     public let signer: JWTSigner
     public let store: any AccountStore
     public let accessTokenLifetime: Int
@@ -28,6 +46,7 @@ public struct Authenticator: Sendable {
 
     /// Checks a bearer token: signature, algorithm, expiry, session, user. Every failure is `invalid_token`.
     public func authenticate(_ token: String, now: Date) throws(APIError) -> AuthContext {
+        if token.hasPrefix(Self.apiKeyPrefix) { return try authenticate(apiKey: token, now: now) }
         let claims: AccessClaims
         do {
             claims = try signer.verify(token, now: Int(now.timeIntervalSince1970))
@@ -40,7 +59,23 @@ public struct Authenticator: Sendable {
             guard let session = try store.activeSession(id: claims.sid, now: now), session.userId == claims.sub,
                   let user = try store.user(id: claims.sub), user.deletedAt == nil
             else { throw APIError.invalidToken() }
-            return AuthContext(user: user, session: session, claims: claims)
+            return AuthContext(user: user, credential: .session(session, claims))
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw .internalError()
+        }
+    }
+
+    private func authenticate(apiKey: String, now: Date) throws(APIError) -> AuthContext {
+        do {
+            guard let key = try store.activeAPIKey(hash: Crypto.tokenHash(apiKey)),
+                  let user = try store.user(id: key.userId), user.deletedAt == nil
+            else { throw APIError.invalidToken("the API key is invalid or revoked") }
+            if key.lastUsedAt.map({ now.timeIntervalSince($0) >= Self.apiKeyTouchInterval }) ?? true {
+                try store.touchAPIKey(id: key.id, now: now)
+            }
+            return AuthContext(user: user, credential: .apiKey(key))
         } catch let error as APIError {
             throw error
         } catch {

@@ -76,11 +76,17 @@ public enum Crypto {
 /// Stored as `scrypt$N$r$p$salt$hash` so the parameters can be raised later without breaking old hashes.
 public struct PasswordHasher: Sendable {
     public let logN: Int
+    private let decoyHash: String
 
-    /// `logN` 15 in production; tests may lower it through `--scrypt-log-n` to keep suites fast.
-    public init(logN: Int = 15) { self.logN = logN }
+    /// `logN` 15 in production (lower only in unit tests).
+    public init(logN: Int = 15) {
+        self.logN = logN
+        decoyHash = Self.hash(Crypto.randomToken(), logN: logN)
+    }
 
-    public func hash(_ password: String) -> String {
+    public func hash(_ password: String) -> String { Self.hash(password, logN: logN) }
+
+    private static func hash(_ password: String, logN: Int) -> String {
         let salt = Crypto.randomBytes(16)
         let n = UInt64(1) << UInt64(logN)
         let derived = Crypto.scrypt(password: Array(password.utf8), salt: salt, n: n, r: 8, p: 1, length: 32) ?? []
@@ -99,7 +105,7 @@ public struct PasswordHasher: Sendable {
         return Crypto.constantTimeEquals(derived, expected)
     }
 
-    /// A hash of a random password: verifying against it costs the same as against a real one, so a login
-    /// for an unknown email takes as long as one with a wrong password.
-    public func decoy() -> String { hash(Crypto.randomToken()) }
+    /// A hash of a random password, made once: verifying against it costs the same as against a real one,
+    /// so a login for an unknown email takes as long as one with a wrong password.
+    public func decoy() -> String { decoyHash }
 }

@@ -8,6 +8,19 @@ public struct AccessClaims: Codable, Equatable, Sendable {
     public var role: String
     public var iat: Int
     public var exp: Int
+    /// A random id, so two tokens issued in the same second differ.
+    public var jti: String?
+
+    public init(sub: String, sid: String, cid: String?, role: String, iat: Int, exp: Int,
+                jti: String? = Crypto.randomToken(byteCount: 12)) {
+        self.sub = sub
+        self.sid = sid
+        self.cid = cid
+        self.role = role
+        self.iat = iat
+        self.exp = exp
+        self.jti = jti
+    }
 }
 
 /// HS256 JSON Web Tokens. Only `alg: HS256` is accepted; anything else (including `none`) is refused.

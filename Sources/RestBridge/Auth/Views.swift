@@ -24,6 +24,24 @@ struct UserView: Encodable, Sendable {
         createdAt = user.createdAt
         updatedAt = user.updatedAt
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, email, name, role, companyId, emailVerified, avatarUrl, createdAt, updatedAt
+    }
+
+    /// Every field, `null` included (synthesized encoding would leave out `company_id` and `avatar_url`).
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(email, forKey: .email)
+        try container.encode(name, forKey: .name)
+        try container.encode(role, forKey: .role)
+        try container.encode(companyId, forKey: .companyId)
+        try container.encode(emailVerified, forKey: .emailVerified)
+        try container.encode(avatarUrl, forKey: .avatarUrl)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(updatedAt, forKey: .updatedAt)
+    }
 }
 
 /// A company as the API shows it.
@@ -52,5 +70,18 @@ struct CompanyView: Encodable, Sendable {
         logoUrl = company.logoPath.map { _ in "/api/companies/\(company.id)/logo" }
         createdAt = company.createdAt
         updatedAt = company.updatedAt
+    }
+
+    private enum CodingKeys: String, CodingKey { case id, name, settings, logoUrl, createdAt, updatedAt }
+
+    /// Every field, `logo_url: null` included.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(name, forKey: .name)
+        try container.encode(settings, forKey: .settings)
+        try container.encode(logoUrl, forKey: .logoUrl)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(updatedAt, forKey: .updatedAt)
     }
 }

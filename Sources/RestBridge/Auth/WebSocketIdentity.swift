@@ -4,7 +4,8 @@ import Store
 /// Who a WebSocket connection is, once its token was checked.
 public struct WebSocketIdentity: Sendable {
     public let user: User
-    public let sessionID: String
+    /// The login session of the access token; nil when the connection authenticated with an API key.
+    public let sessionID: String?
     /// The user as REST shows it, as JSON text, for `welcome.user`.
     public let userJSON: [UInt8]
 }
@@ -19,7 +20,7 @@ extension RestBridge {
             do {
                 let context = try tokens.authenticate(token, now: Date())
                 let json = (try? JSONEncoder.api.encode(UserView(context.user))).map { Array($0) } ?? Array("null".utf8)
-                completion(.success(WebSocketIdentity(user: context.user, sessionID: context.session.id, userJSON: json)))
+                completion(.success(WebSocketIdentity(user: context.user, sessionID: context.session?.id, userJSON: json)))
             } catch let error as APIError {
                 completion(.failure(error))
             } catch {

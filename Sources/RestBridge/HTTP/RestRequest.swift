@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import Rooms
 
 /// One REST request as routes see it.
 public struct RestRequest: Sendable {
@@ -41,20 +42,29 @@ public struct RestRequest: Sendable {
         return token.isEmpty ? nil : token
     }
 
-    /// Decodes the JSON body into `T`: 415 for another content type, 413 for nesting deeper than 32, 400 for
-    /// malformed JSON or a non-object, 422 for a missing or mistyped field. Unknown fields are ignored.
+    /// The largest JSON body (PROTOCOL.md 3); the transport lets larger bodies through for uploads.
+    public static let maxJSONBytes = 1 << 20
+
+    /// Decodes the JSON body into `T`: 415 for another content type, 413 for a body over 1 MiB or nesting
+    /// deeper than 32, 400 for malformed JSON or a non-object, 422 for a missing or mistyped field. Unknown
+    /// fields are ignored.
     public func decode<T: Decodable>(_ type: T.Type) throws(APIError) -> T {
-        if let contentType = headers[.contentType], !contentType.lowercased().hasPrefix("application/json") {
+        if !body.isEmpty, !(headers[.contentType]?.lowercased().hasPrefix("application/json") ?? false) {
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "the body must be application/json")
         }
+        guard body.count <= Self.maxJSONBytes else { throw .tooLarge("a JSON body may have at most 1 MiB") }
         guard JSONShape.depth(of: body) <= 32 else { throw .tooLarge("JSON is nested deeper than 32 levels") }
-        let object: Any
+        guard String(bytes: body, encoding: .utf8) != nil else { throw .badRequest("the body is not valid UTF-8") }
+        // The strict RFC 8259 parser of the WebSocket side: Foundation's accepts trailing commas on Linux.
+        let value: JSONValue
         do {
-            object = try JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])
+            value = try body.withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in
+                try JSONParser.parse(buffer, maxDepth: 33)
+            }
         } catch {
-            throw .badRequest(body.isEmpty ? "a JSON body is required" : "malformed JSON")
+            throw .badRequest(body.isEmpty ? "a JSON body is required" : "malformed JSON: \(error.message)")
         }
-        guard object is [String: Any] else { throw .badRequest("the body must be a JSON object") }
+        guard case .object = value else { throw .badRequest("the body must be a JSON object") }
         do {
             return try JSONDecoder.api.decode(T.self, from: Data(body))
         } catch let DecodingError.typeMismatch(expected, context) {
@@ -68,8 +78,18 @@ public struct RestRequest: Sendable {
         }
     }
 
-    private static func fieldName(_ path: [any CodingKey]) -> String {
-        path.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+    /// The wire name of a field: coding paths carry the camelCase names the decoder converted to.
+    static func fieldName(_ path: [any CodingKey]) -> String {
+        path.map { key in
+            key.intValue.map(String.init) ?? key.stringValue.reduce(into: "") { name, character in
+                if character.isUppercase {
+                    if !name.isEmpty { name.append("_") }
+                    name += character.lowercased()
+                } else {
+                    name.append(character)
+                }
+            }
+        }.joined(separator: ".")
     }
 
     private static func describe(_ type: Any.Type) -> String {
@@ -105,11 +125,33 @@ enum JSONShape {
     }
 }
 
+/// A decoding key produced by the API's key strategy.
+private struct APIKey: CodingKey {
+    let stringValue: String
+    var intValue: Int? { nil }
+    init(_ value: String) { stringValue = value }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
 extension JSONDecoder {
     /// snake_case keys, as the API uses them.
     static var api: JSONDecoder {
         let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        // snake_case → camelCase, but only for keys in snake_case: `companyName` must stay an unknown field
+        // (ignored), not match `company_name` as `.convertFromSnakeCase` would.
+        decoder.keyDecodingStrategy = .custom { path in
+            let key = path.last!.stringValue
+            guard !key.contains(where: \.isUppercase) else { return APIKey("\u{0}" + key) }
+            var result = ""
+            var upperNext = false
+            for character in key {
+                if character == "_", !result.isEmpty { upperNext = true; continue }
+                result.append(upperNext ? Character(character.uppercased()) : character)
+                upperNext = false
+            }
+            return APIKey(result)
+        }
         return decoder
     }
 }
@@ -122,8 +164,19 @@ extension JSONEncoder {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
-            try container.encode(date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+            try container.encode(rfc3339Milliseconds(date))
         }
         return encoder
+    }
+
+    /// `2026-01-02T03:04:05.678Z`, rounded to the nearest millisecond as the store rounds (formatting styles
+    /// truncate, so 0.7379999… would read .737 here but .738 from the store).
+    static func rfc3339Milliseconds(_ date: Date) -> String {
+        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
+        let seconds = (milliseconds / 1000).rounded(.down)
+        let fraction = Int(milliseconds - seconds * 1000)
+        let whole = Date(timeIntervalSince1970: seconds).formatted(Date.ISO8601FormatStyle())
+        return whole.dropLast() + "." + String(repeating: "0", count: fraction < 10 ? 2 : fraction < 100 ? 1 : 0)
+            + String(fraction) + "Z"
     }
 }
