@@ -45,6 +45,7 @@ let package = Package(
         // Wiring: sessions on the service thread, dispatch from Signal to Rooms, store hand-off.
         .target(name: "Gateway",
                 dependencies: ["Signal", "Rooms", "Store", "RestBridge",
+                               .product(name: "HTTPTypes", package: "swift-http-types"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .executableTarget(name: "switchboard",

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Logging
 import RestBridge
 import Rooms
@@ -89,6 +90,7 @@ public final class Gateway: SignalHandler {
     private var pendingJoins: [RoomCode: [PendingJoin]] = [:]
     private var shuttingDown = false
     private var now = 0.0
+    private var metrics = GatewayMetrics()
 
     public init(configuration: GatewayConfiguration, store: any ChatStore, rest: RestBridge, logger: Logger) {
         self.configuration = configuration
@@ -119,6 +121,7 @@ public final class Gateway: SignalHandler {
         now = Self.monotonicNow()
         let session = Session(id: SessionID(id.rawValue), connection: id, now: now, configuration: configuration)
         sessions[session.id] = session
+        metrics.connectionsOpened += 1
         logger.debug("connected", metadata: ["connection": "\(id)", "remote": "\(remoteAddress)"])
         if let token = Self.queryValue("token", in: query) {
             authenticate(session, token: token, ref: nil)
@@ -175,6 +178,7 @@ public final class Gateway: SignalHandler {
             }
             return
         }
+        metrics.messagesReceived += 1
         guard session.messages.take(now: now) else {
             refuse(session, ProtocolError(.rateLimited, "more than \(Int(configuration.messagesPerSecond)) messages per second"))
             return
@@ -211,6 +215,16 @@ public final class Gateway: SignalHandler {
 
     public func httpRequest(_ id: ConnectionID, _ request: HTTPRequestMessage) {
         let started = Self.monotonicNow()
+        if request.head.method == .get, request.head.path?.prefix(while: { $0 != "?" }) == "/metrics" {
+            // The live counters belong to this thread: answered here, not by the REST workers.
+            var fields = HTTPFields()
+            fields[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            let text = metrics.render(.init(connections: server.connectionCount, rooms: rooms.roomCount,
+                                            roomMembers: rooms.memberCount, queuedBytes: server.queuedBytes))
+            metrics.httpResponses[2, default: 0] += 1
+            server.respond(id, with: HTTPResponseMessage(status: .ok, headerFields: fields, body: Array(text.utf8)))
+            return
+        }
         let method = request.head.method.rawValue, path = request.head.path ?? ""
         rest.handle(request.head, body: request.body, remoteAddress: request.remoteAddress) { [inbox, server] response in
             // Route handlers answer on worker threads; the response is written on the service thread.
@@ -227,6 +241,7 @@ public final class Gateway: SignalHandler {
             case .authenticated(let sessionID, let ref, let result):
                 finishAuthentication(sessionID, ref: ref, result)
             case .httpResponse(let id, let response, let started, let method, let path):
+                metrics.httpResponses[response.status.code / 100, default: 0] += 1
                 logger.info("http", metadata: [
                     "method": "\(method)", "path": "\(path.prefix { $0 != "?" })", "status": "\(response.status.code)",
                     "ms": "\(String(format: "%.2f", (Self.monotonicNow() - started) * 1000))",
@@ -237,6 +252,7 @@ public final class Gateway: SignalHandler {
             case .chatStored(let message, let sender, let ref, let result):
                 switch result {
                 case .success:
+                    metrics.chatMessagesStored += 1
                     deliver(rooms.publishChat(message, sender: sender, ref: ref))
                 case .failure(let error):
                     logger.error("chat not stored", metadata: ["room": "\(message.room)", "error": "\(error)"])
@@ -307,6 +323,7 @@ public final class Gateway: SignalHandler {
                 let bytes = ServerMessage.encodeSignal(from: route.from, data: data, headroom: OutgoingFrame.headroom)
                 switch server.send(OutgoingFrame(bytesWithHeadroom: bytes), to: ConnectionID(route.to.rawValue)) {
                 case .queued:
+                    metrics.signalsRelayed += 1
                     acknowledge(ref, session)
                 case .overflow, .gone, .dropped:
                     // The target could not keep up and is being disconnected (it has left the room).
@@ -365,6 +382,7 @@ public final class Gateway: SignalHandler {
 
     /// Sends an error; a connection that provokes too many in quick succession is closed with 1008.
     private func refuse(_ session: Session, _ error: ProtocolError) {
+        metrics.errorsSent[error.code, default: 0] += 1
         send(.error(error), to: session.connection)
         if !session.errors.take(now: now) {
             logger.info("closing misbehaving connection", metadata: ["connection": "\(session.connection)"])
