@@ -215,9 +215,18 @@ public final class Gateway: SignalHandler {
 
     public func httpRequest(_ id: ConnectionID, _ request: HTTPRequestMessage) {
         let started = Self.monotonicNow()
-        if request.head.method == .get, request.head.path?.prefix(while: { $0 != "?" }) == "/metrics" {
+        if request.head.path?.prefix(while: { $0 != "?" }) == "/metrics" {
             // The live counters belong to this thread: answered here, not by the REST workers.
             var fields = HTTPFields()
+            guard request.head.method == .get || request.head.method == .head else {
+                fields[.contentType] = "application/json"
+                fields[.allow] = "GET, HEAD"
+                metrics.httpResponses[4, default: 0] += 1
+                let body = #"{"error":{"code":"method_not_allowed","message":"only GET and HEAD on /metrics"}}"#
+                server.respond(id, with: HTTPResponseMessage(status: .methodNotAllowed, headerFields: fields,
+                                                             body: Array(body.utf8)))
+                return
+            }
             fields[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             let text = metrics.render(.init(connections: server.connectionCount, rooms: rooms.roomCount,
                                             roomMembers: rooms.memberCount, queuedBytes: server.queuedBytes))

@@ -147,7 +147,8 @@ extension JSONDecoder {
             var upperNext = false
             for character in key {
                 if character == "_", !result.isEmpty { upperNext = true; continue }
-                result.append(upperNext ? Character(character.uppercased()) : character)
+                // `uppercased()` may give several characters ("ß" → "SS"): append the string, never a Character.
+                if upperNext { result += character.uppercased() } else { result.append(character) }
                 upperNext = false
             }
             return APIKey(result)
