@@ -90,3 +90,22 @@ def test_request_log_line_names_method_path_status_user_and_no_secrets(server_fa
     log = srv.log()
     assert account["access_token"] not in log and account["refresh_token"] not in log
     assert "correct horse" not in log
+
+
+def test_reads_and_writes_are_rate_limited_per_user(server_factory):
+    srv = server_factory("--auth-rate-limit", "1000", "--user-read-rate-limit", "4", "--user-write-rate-limit", "2")
+    ann = register(srv, "ann-limits@example.com")
+    bob = register(srv, "bob-limits@example.com")
+    ann_auth = {"Authorization": "Bearer " + ann["access_token"]}
+    reads = [requests.get(srv.http_url + "/api/auth/me", headers=ann_auth, timeout=10) for _ in range(5)]
+    assert [r.status_code for r in reads] == [200, 200, 200, 200, 429]
+    assert reads[0].headers["X-RateLimit-Limit"] == "4" and reads[0].headers["X-RateLimit-Remaining"] == "3"
+    assert int(reads[4].headers["Retry-After"]) >= 1
+    assert reads[4].json()["error"]["code"] == "rate_limited"
+    # Writes have their own budget, and other users theirs.
+    writes = [requests.put(srv.http_url + "/api/auth/profile", json={"name": f"Ann {i}"}, headers=ann_auth, timeout=10)
+              for i in range(3)]
+    assert [r.status_code for r in writes] == [200, 200, 429]
+    r = requests.get(srv.http_url + "/api/auth/me", headers={"Authorization": "Bearer " + bob["access_token"]},
+                     timeout=10)
+    assert r.status_code == 200

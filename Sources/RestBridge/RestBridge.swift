@@ -75,6 +75,10 @@ public struct RestConfiguration: Sendable {
     public var verifyTokenLifetime: TimeInterval = 24 * 3600
     /// Threads that run route handlers (store access, password hashing): never the service thread.
     public var workerCount = 4
+    /// Authenticated reads (GET, HEAD) per minute per user, on routes without a limit of their own.
+    public var userReadRateLimit = 1200
+    /// Authenticated writes per minute per user, on routes without a limit of their own.
+    public var userWriteRateLimit = 300
     /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
     public var corsOrigins: [String] = []
     /// Where uploaded avatars and logos are kept (`DATA/uploads`).
@@ -99,6 +103,8 @@ public final class RestBridge: Sendable {
     private let router = Router()
     private let authenticator: Authenticator
     private let idempotency: any IdempotencyStore
+    private let userReads: RateLimiter
+    private let userWrites: RateLimiter
     private let corsOrigins: Set<String>
     let workers: OperationQueue
     private let logger: Logger
@@ -116,6 +122,8 @@ public final class RestBridge: Sendable {
         self.isReady = isReady
         self.logger = logger
         self.idempotency = idempotency
+        userReads = RateLimiter(limit: configuration.userReadRateLimit, window: 60)
+        userWrites = RateLimiter(limit: configuration.userWriteRateLimit, window: 60)
         corsOrigins = Set(configuration.corsOrigins)
         staticFiles = Self.loadStaticFiles()
         authenticator = Authenticator(signer: signer, store: accounts, accessTokenLifetime: configuration.accessTokenLifetime)
@@ -287,8 +295,9 @@ public final class RestBridge: Sendable {
             request.parameters = parameters
             var limitHeaders = HTTPFields()
             do {
-                if let rule = route.rateLimit {
-                    let decision = rule.limiter.hit(rule.key(request), now: now.timeIntervalSince1970)
+                // One check of a limiter: headers on every answer, 429 with Retry-After when over.
+                func enforce(_ limiter: RateLimiter, _ key: String) throws {
+                    let decision = limiter.hit(key, now: now.timeIntervalSince1970)
                     limitHeaders[HTTPField.Name("X-RateLimit-Limit")!] = String(decision.limit)
                     limitHeaders[HTTPField.Name("X-RateLimit-Remaining")!] = String(decision.remaining)
                     limitHeaders[HTTPField.Name("X-RateLimit-Reset")!] = String(decision.reset)
@@ -299,10 +308,18 @@ public final class RestBridge: Sendable {
                         throw error
                     }
                 }
+                if let rule = route.rateLimit {
+                    try enforce(rule.limiter, rule.key(request))
+                }
                 var auth: AuthContext?
                 if route.auth == .bearer {
                     guard let token = request.bearerToken else { throw APIError.unauthorized }
                     auth = try authenticator.authenticate(token, now: now)
+                }
+                if let auth, route.rateLimit == nil {
+                    // Routes without a limit of their own: reads and writes per user (generous, configurable).
+                    let isRead = request.method == .get || request.method == .head
+                    try enforce(isRead ? userReads : userWrites, "user:" + auth.user.id)
                 }
                 var response = try respondIdempotently(request, auth: auth, now: now) {
                     try route.handler(request, RouteContext(auth: auth, now: now))

@@ -66,6 +66,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Requests per minute per client IP on the unauthenticated auth routes (SWITCHBOARD_AUTH_RATE_LIMIT).")
     var authRateLimit: Int = envInt("AUTH_RATE_LIMIT", 5)
 
+    @Option(help: "Authenticated REST reads per minute per user (SWITCHBOARD_USER_READ_RATE_LIMIT).")
+    var userReadRateLimit: Int = envInt("USER_READ_RATE_LIMIT", 1200)
+
+    @Option(help: "Authenticated REST writes per minute per user (SWITCHBOARD_USER_WRITE_RATE_LIMIT).")
+    var userWriteRateLimit: Int = envInt("USER_WRITE_RATE_LIMIT", 300)
+
     @Option(help: "Comma-separated origins allowed by CORS, or * (SWITCHBOARD_CORS_ORIGINS); default none.")
     var corsOrigins: String = env("CORS_ORIGINS") ?? ""
 
@@ -81,6 +87,9 @@ struct Serve: ParsableCommand {
         guard rateLimit >= 1 else { throw ValidationError("--rate-limit must be at least 1") }
         guard maxQueueBytes >= maxMessageBytes else {
             throw ValidationError("--max-queue-bytes must be at least --max-message-bytes")
+        }
+        guard userReadRateLimit >= 1, userWriteRateLimit >= 1 else {
+            throw ValidationError("--user-read-rate-limit and --user-write-rate-limit must be at least 1")
         }
         guard authRateLimit >= 1 else { throw ValidationError("--auth-rate-limit must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -117,6 +126,8 @@ struct Serve: ParsableCommand {
         let store = try SQLiteStore(directory: dataDirectory)
         var restConfiguration = RestConfiguration()
         restConfiguration.authRateLimit = authRateLimit
+        restConfiguration.userReadRateLimit = userReadRateLimit
+        restConfiguration.userWriteRateLimit = userWriteRateLimit
         restConfiguration.corsOrigins = corsOrigins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
         restConfiguration.uploadsDirectory = dataDirectory.appendingPathComponent("uploads", isDirectory: true)
