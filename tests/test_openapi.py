@@ -350,7 +350,8 @@ def live(tmp_path_factory):
     admin_email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
     done = create_admin(data_dir, admin_email)
     assert done.returncode == 0, (done.stdout, done.stderr)
-    s = Server(data_dir, ("--auth-rate-limit", "1000")).start()
+    s = Server(data_dir, ("--auth-rate-limit", "1000", "--user-read-rate-limit", "100000",
+                          "--user-write-rate-limit", "100000")).start()
     s.admin_email = admin_email
     yield s
     s.stop()

@@ -137,7 +137,8 @@ def before_call(ctx, case, **kwargs):
 @pytest.fixture
 def fuzz_target(tmp_path):
     # No effective auth rate limit: the fuzzer registers and logs in hundreds of times a minute.
-    s = Server(tmp_path / "data", ("--auth-rate-limit", "1000000")).start()
+    s = Server(tmp_path / "data", ("--auth-rate-limit", "1000000", "--user-read-rate-limit", "1000000",
+                                    "--user-write-rate-limit", "1000000")).start()
     try:
         r = requests.post(s.http_url + "/api/auth/register", timeout=15, json={
             "email": f"fuzz-{uuid.uuid4().hex[:10]}@example.com", "password": "correct horse battery",
