@@ -241,14 +241,19 @@ def test_limited_routes_document_rate_headers(spec):
     for path in IP_LIMITED + ("/api/auth/refresh", "/api/auth/password/change"):
         limited = resolve(spec, spec["paths"][path]["post"]["responses"]["429"])
         assert "Retry-After" in limited["headers"], path
-    # the routes without a limit do not promise 429
+    # every authenticated route is limited too (per user, or per token for password change); the other
+    # public routes (operations) are not
     limited_paths = set(IP_LIMITED) | {"/api/auth/refresh", "/api/auth/password/change"}
     for path, item in spec["paths"].items():
         for method, op in item.items():
-            if method in METHODS and path not in limited_paths:
-                assert "429" not in op["responses"], (path, method)
+            if method in METHODS:
+                limited = path in limited_paths or bool(op.get("security"))
+                assert ("429" in op["responses"]) == limited, (path, method)
+                if limited:
+                    assert resolve(spec, op["responses"]["429"]) == spec["components"]["responses"]["RateLimited"]
     description = spec["info"]["description"]
     assert "forgot-password, reset-password and verify-email" in description and "one budget" in description
+    assert "--user-read-rate-limit" in description and "--user-write-rate-limit" in description
 
 
 def test_request_schemas_match_the_documented_limits(spec):
@@ -771,7 +776,7 @@ def test_live_directory_answers_conform_to_the_document(live, spec):
 
     c.assert_clean()
     directory = {(p, m) for p, m in IMPLEMENTED if p.startswith(("/api/users", "/api/companies"))}
-    missing = c.missing(directory)
+    missing = {(p, m, s) for p, m, s in c.missing(directory) if s != "429"}  # 429: test_rate_limited_answer_conforms
     assert not missing, sorted(missing)
 
 
@@ -812,14 +817,16 @@ def raw_exchange(srv, head: bytes, timeout=10):
     """Sends a raw request head; returns (status, headers, body), or None when the server closes the
     connection without answering."""
     sock = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
+    data = b""
     try:
         sock.sendall(head)
-        data = b""
         while True:
             chunk = sock.recv(65536)
             if not chunk:
                 break
             data += chunk
+    except TimeoutError:
+        pass  # an answer that did not close the connection (or none at all)
     finally:
         sock.close()
     if not data:
@@ -884,29 +891,32 @@ def test_line_breaks_in_a_url_keep_the_rest_of_it(live):
     assert status == 404 and json.loads(body)["error"]["code"] == "not_found", (status, body)
 
 
-@pytest.mark.xfail(strict=True, reason="server bug (transport): a percent-encoded `/` or `?` inside a path "
-                                      "segment is decoded before routing, so `/api/companies/x%3F/logo` is routed "
-                                      "as `/api/companies/x` (405) and `/api/users/{id}%2Factivity` as the "
-                                      "activity route (200), where an unknown id must answer 404")
-def test_encoded_slash_and_question_mark_stay_in_their_path_segment(live):
+@pytest.mark.xfail(strict=True, reason="server bug (transport): escaped characters do not stay in their path "
+                                      "segment: `%2F` and `%3F` are decoded before routing (`/api/companies/x%3F/"
+                                      "logo` is routed as `/api/companies/x`: 405; `/api/users/{id}%2Factivity` "
+                                      "as the activity route: 200), and a segment of only spaces or control "
+                                      "characters vanishes (`GET /api/auth/api-keys/%20` answers the list, "
+                                      "`DELETE` 405), where an unknown id must answer 404")
+def test_escaped_characters_stay_in_their_path_segment(live):
     reg = requests.post(live.http_url + "/api/auth/register", timeout=15, json={
         "email": f"seg-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD, "name": "S",
         "company_name": "S"}).json()
     token, user_id = reg["access_token"], reg["user"]["id"]
     for method, target in (("POST", "/api/companies/x%3F/logo"), ("GET", f"/api/users/{user_id}%2Factivity"),
-                           ("GET", f"/api/users/{user_id}%3Fpage=1")):
+                           ("GET", f"/api/users/{user_id}%3Fpage=1"), ("GET", "/api/auth/api-keys/%20"),
+                           ("DELETE", "/api/auth/api-keys/%11")):
         status, _, body = get_raw(live, target, method=method, token=token)
         assert status == 404 and json.loads(body)["error"]["code"] == "not_found", (method, target, status, body)
 
 
 @pytest.mark.xfail(strict=True, reason="server bug (transport): a header whose name is a proper prefix of a header "
-                                      "name libwebsockets knows (`H`, `Acc`, `Content`, `X-A`, …) makes it drop "
+                                      "name libwebsockets knows (`G`, `H`, `Acc`, `Content`, `X-A`, …) makes it drop "
                                       "every header after it: `Content-Length` is lost, so a POST body is ignored "
                                       "(400 `a JSON body is required`), `Connection: close` is lost and the body "
                                       "bytes stay on the connection; an `Idempotency-Key` after it is ignored")
 def test_a_header_named_like_the_start_of_a_known_one_loses_no_other_header(live):
     body = json.dumps({"email": "nobody@example.com", "password": "wrong password"}).encode()
-    for name in ("Acc", "X-A"):
+    for name in ("G", "Acc", "X-A"):
         answer = raw_exchange(live, (f"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                                      f"{name}: v\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
                               + body, timeout=5)
@@ -924,7 +934,7 @@ def test_other_methods_on_metrics_get_405(live):
 
 
 def test_rate_limited_answer_conforms(server_factory, spec):
-    s = server_factory("--auth-rate-limit", "1")
+    s = server_factory("--auth-rate-limit", "1", "--user-read-rate-limit", "1", "--user-write-rate-limit", "1")
     body = {"email": f"rl-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD, "name": "R", "company_name": "R"}
     r = requests.post(s.http_url + "/api/auth/register", json=body, timeout=15)
     check_response(spec, "/api/auth/register", "post", r)
@@ -946,6 +956,17 @@ def test_rate_limited_answer_conforms(server_factory, spec):
     r = requests.post(s.http_url + "/api/auth/password/change", json=change, headers=token, timeout=15)
     assert r.status_code == 429, r.text
     check_response(spec, "/api/auth/password/change", "post", r)
+    # every other authenticated route: reads and writes per user, counted once the token is accepted
+    for method, path, route, body in (("GET", "/api/auth/me", "/api/auth/me", None),
+                                      ("POST", "/api/auth/api-keys", "/api/auth/api-keys", {"name": "k"})):
+        first = requests.request(method, s.http_url + path, json=body, headers=token, timeout=15)
+        assert first.status_code < 300 and first.headers.get("X-RateLimit-Limit") == "1", (path, first.headers)
+        check_response(spec, route, method.lower(), first)
+        r = requests.request(method, s.http_url + path, json=body, headers=token, timeout=15)
+        assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited", (path, r.text)
+        check_response(spec, route, method.lower(), r)
+    unauthenticated = requests.get(s.http_url + "/api/auth/me", timeout=15)
+    assert unauthenticated.status_code == 401 and "X-RateLimit-Limit" not in unauthenticated.headers
 
 
 def test_too_large_body_answer_conforms(live, spec):
