@@ -215,7 +215,7 @@ GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>'
 
 
-def raw_post(srv, path, body: bytes, content_type, token=None):
+def raw_post(srv, path, body: bytes, content_type="application/json", token=None):
     """POST over a plain socket, tolerating a server that answers (and closes) before reading the whole body.
     Returns (status, headers with lower-case names, body)."""
     sock = socket.create_connection(("127.0.0.1", srv.port), timeout=20)

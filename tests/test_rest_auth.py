@@ -24,6 +24,7 @@ import pytest
 import requests
 
 from conftest import SERVER_BIN, Server
+from directoryhelpers import raw_post
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -169,28 +170,6 @@ def rate_headers(r):
         assert re.fullmatch(r"\d+", r.headers[name]), (name, r.headers[name])
         got[name.split("-")[-1].lower()] = int(r.headers[name])
     return got
-
-
-def raw_post(srv, path, body: bytes, content_type="application/json", token=None):
-    """POST over a plain socket, tolerating a server that answers (and closes) before reading the whole
-    body. Returns (status, headers dict with lower-case names, body bytes)."""
-    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=15)
-    try:
-        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n")
-        if token:
-            head += f"Authorization: Bearer {token}\r\n"
-        sock.sendall(head.encode() + b"\r\n")
-        try:
-            sock.sendall(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        resp = http.client.HTTPResponse(sock)
-        resp.begin()
-        data = resp.read()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-    finally:
-        sock.close()
 
 
 def expect_raw_error(status_headers_body, status, code):

@@ -28,24 +28,11 @@ struct AuthRoutes: Sendable {
         let refreshToken: String?
     }
 
-    private struct Tokens: Encodable {
-        let accessToken: String
-        let refreshToken: String
-        let tokenType = "bearer"
-        let expiresIn: Int
-    }
-
-    private struct Registered: Encodable {
-        let user: UserView
-        let company: CompanyView
-        let accessToken: String
-        let refreshToken: String
-        let tokenType = "bearer"
-        let expiresIn: Int
-    }
-
-    private struct LoggedIn: Encodable {
-        let user: UserView
+    /// The answer of register (user, company), login (user) and refresh (tokens only): absent parts are
+    /// left out of the JSON.
+    private struct TokenResponse: Encodable {
+        var user: UserView?
+        var company: CompanyView?
         let accessToken: String
         let refreshToken: String
         let tokenType = "bearer"
@@ -110,7 +97,7 @@ struct AuthRoutes: Sendable {
         logger.info("registered", metadata: ["user": "\(user.id)", "company": "\(company.id)"])
         mail.sendQuietly(logger) { try mail.sendVerification(to: user, now: now) }
         let (access, refresh) = try startSession(user, request, now: now)
-        var response = try RestResponse.encode(.created, Registered(
+        var response = try RestResponse.encode(.created, TokenResponse(
             user: UserView(user), company: CompanyView(company), accessToken: access, refreshToken: refresh,
             expiresIn: authenticator.accessTokenLifetime))
         response.headerFields[.location] = "/api/users/\(user.id)"
@@ -130,7 +117,7 @@ struct AuthRoutes: Sendable {
             throw APIError(.unauthorized, "invalid_credentials", "wrong email or password")
         }
         let (access, refresh) = try startSession(user, request, now: now)
-        return try .encode(.ok, LoggedIn(user: UserView(user), accessToken: access, refreshToken: refresh,
+        return try .encode(.ok, TokenResponse(user: UserView(user), accessToken: access, refreshToken: refresh,
                                          expiresIn: authenticator.accessTokenLifetime))
     }
 
@@ -143,7 +130,7 @@ struct AuthRoutes: Sendable {
         switch try accounts.rotateRefreshToken(presentedHash: Crypto.tokenHash(presented),
                                                newHash: Crypto.tokenHash(next), now: now) {
         case .rotated(let session, let user):
-            return try .encode(.ok, Tokens(accessToken: authenticator.issueAccessToken(user: user, session: session, now: now),
+            return try .encode(.ok, TokenResponse(accessToken: authenticator.issueAccessToken(user: user, session: session, now: now),
                                            refreshToken: next, expiresIn: authenticator.accessTokenLifetime))
         case .reused(let sessionID):
             logger.warning("refresh token reused; session revoked", metadata: ["session": "\(sessionID)"])
