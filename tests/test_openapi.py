@@ -45,6 +45,12 @@ IMPLEMENTED = {
     ("/api/companies/{id}/settings", "put"),
     ("/api/companies/{id}/logo", "get"), ("/api/companies/{id}/logo", "post"),
 }
+# Video calls and live calls (issue 4).
+IMPLEMENTED |= set()
+# Licenses, reviews, comments (issue 4).
+IMPLEMENTED |= set()
+# Dashboards and search (issue 4).
+IMPLEMENTED |= set()
 # The routes without a bearer token (PROTOCOL.md 2): operations and the unauthenticated auth routes.
 PUBLIC = {
     ("/healthz", "get"), ("/healthz", "head"), ("/readyz", "get"), ("/readyz", "head"), ("/openapi.yaml", "get"),
@@ -159,8 +165,7 @@ def test_document_describes_the_implemented_routes(spec):
     assert IMPLEMENTED <= documented, IMPLEMENTED - documented
     assert documented <= IMPLEMENTED, documented - IMPLEMENTED
     # routes docs/rest.md lists as later are not documented yet
-    for prefix in ("/api/videocalls", "/api/calls", "/api/licenses", "/api/reviews", "/api/comments",
-                   "/api/conversations", "/api/notifications", "/api/dashboard", "/api/search"):
+    for prefix in ("/api/conversations", "/api/notifications"):
         assert not [p for p, _ in documented if p.startswith(prefix)], prefix
 
 

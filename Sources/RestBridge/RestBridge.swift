@@ -115,7 +115,8 @@ public final class RestBridge: Sendable {
     }
 
     public init(accounts: any AccountStore, idempotency: any IdempotencyStore, directory: any DirectoryStore,
-                signer: JWTSigner,
+                calls: any CallStore, licenses: any LicenseStore, reviews: any ReviewStore,
+                dashboards: any DashboardStore, signer: JWTSigner,
                 hasher: PasswordHasher = PasswordHasher(), configuration: RestConfiguration = RestConfiguration(),
                 logger: Logger, isReady: @escaping @Sendable () -> Bool)
     {
@@ -312,9 +313,20 @@ public final class RestBridge: Sendable {
                     try enforce(rule.limiter, rule.key(request))
                 }
                 var auth: AuthContext?
-                if route.auth == .bearer {
+                var guest: GuestPass?
+                switch route.auth {
+                case .none:
+                    break
+                case .bearer:
                     guard let token = request.bearerToken else { throw APIError.unauthorized }
                     auth = try authenticator.authenticate(token, now: now)
+                case .bearerOrGuest:
+                    guard let token = request.bearerToken else { throw APIError.unauthorized }
+                    if Authenticator.looksLikeGuestToken(token) {
+                        guest = try authenticator.authenticateGuest(token, now: now)
+                    } else {
+                        auth = try authenticator.authenticate(token, now: now)
+                    }
                 }
                 if let auth, route.rateLimit == nil {
                     // Routes without a limit of their own: reads and writes per user (generous, configurable).
@@ -322,7 +334,7 @@ public final class RestBridge: Sendable {
                     try enforce(isRead ? userReads : userWrites, "user:" + auth.user.id)
                 }
                 var response = try respondIdempotently(request, auth: auth, now: now) {
-                    try route.handler(request, RouteContext(auth: auth, now: now))
+                    try route.handler(request, RouteContext(auth: auth, guest: guest, now: now))
                 }
                 response.userID = auth?.user.id
                 for field in limitHeaders { response.headerFields.append(field) }

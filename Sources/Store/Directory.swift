@@ -434,7 +434,7 @@ extension SQLiteStore: DirectoryStore {
     }
 
     /// An audit entry with an optional JSON object of details.
-    private static func record(_ db: Database, companyID: String?, actorID: String?, action: String,
+    static func record(_ db: Database, companyID: String?, actorID: String?, action: String,
                                targetType: String?, targetID: String?, data: [String: any Sendable]?, now: Date) throws
     {
         let json = data.flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }

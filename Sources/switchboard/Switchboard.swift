@@ -133,7 +133,8 @@ struct Serve: ParsableCommand {
         restConfiguration.uploadsDirectory = dataDirectory.appendingPathComponent("uploads", isDirectory: true)
         // Image uploads (up to 2 MiB) are larger than JSON bodies: the REST bridge limits each kind itself.
         configuration.signal.maxHTTPBodyBytes = restConfiguration.maxRequestBodyBytes
-        let rest = RestBridge(accounts: store, idempotency: store, directory: store,
+        let rest = RestBridge(accounts: store, idempotency: store, directory: store, calls: store,
+                              licenses: store, reviews: store, dashboards: store,
                               signer: JWTSigner(key: try SigningKey.load(secret: jwtSecret, dataDirectory: dataDirectory)),
                               configuration: restConfiguration, logger: logger, isReady: { store.ping() })
         let gateway = Gateway(configuration: configuration, store: store, rest: rest, logger: logger)

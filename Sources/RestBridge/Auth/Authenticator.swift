@@ -67,6 +67,28 @@ public struct Authenticator: Sendable {
         }
     }
 
+    /// Checks a guest token: signature, algorithm, expiry. Every failure is `invalid_token`.
+    public func authenticateGuest(_ token: String, now: Date) throws(APIError) -> GuestPass {
+        do {
+            let claims = try signer.verifyGuest(token, now: Int(now.timeIntervalSince1970))
+            return GuestPass(callID: claims.call, guestID: claims.gid, name: claims.name)
+        } catch .expired {
+            throw .invalidToken("the guest token has expired")
+        } catch {
+            throw .invalidToken()
+        }
+    }
+
+    /// Whether `token` has the shape of a guest token (a JWT whose payload says `"typ":"guest"`); it is not
+    /// checked here.
+    public static func looksLikeGuestToken(_ token: String) -> Bool {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let payload = Crypto.base64URLDecode(parts[1]),
+              let object = try? JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any]
+        else { return false }
+        return object["typ"] as? String == "guest"
+    }
+
     private func authenticate(apiKey: String, now: Date) throws(APIError) -> AuthContext {
         do {
             guard let key = try store.activeAPIKey(hash: Crypto.tokenHash(apiKey)),

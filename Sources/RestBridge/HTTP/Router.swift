@@ -6,11 +6,29 @@ import RoutingKit
 public enum AuthRequirement: Sendable {
     case none
     case bearer
+    /// An access token, an API key or a guest token (`RouteContext.guest`): routes a call's guests may use.
+    case bearerOrGuest
+}
+
+/// The holder of a guest token: admitted to one call under one display name.
+public struct GuestPass: Sendable, Equatable {
+    public let callID: String
+    /// `g…`: names this guest as a call participant (reviews, kicks).
+    public let guestID: String
+    public let name: String
+
+    public init(callID: String, guestID: String, name: String) {
+        self.callID = callID
+        self.guestID = guestID
+        self.name = name
+    }
 }
 
 /// What a route handler gets besides the request: the caller (for `.bearer` routes) and the time.
 public struct RouteContext: Sendable {
     public let auth: AuthContext?
+    /// The guest of a `.bearerOrGuest` route called with a guest token (then `auth` is nil).
+    public var guest: GuestPass? = nil
     public let now: Date
 
     /// The caller of a `.bearer` route.

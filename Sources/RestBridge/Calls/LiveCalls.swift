@@ -1,0 +1,65 @@
+import Foundation
+import Rooms
+
+/// A member of a live call, as `GET /api/calls/{id}/status` and the realtime dashboard show it.
+public struct LiveParticipant: Sendable {
+    public var peer: String
+    public var name: String
+    public var role: String
+    /// The user behind the peer; nil for a guest.
+    public var userID: String?
+    public var joinedAt: Date
+    /// The latest quality sample this peer sent, if any.
+    public var quality: QualityStats?
+    public var qualityAt: Date?
+
+    public init(peer: String, name: String, role: String, userID: String?, joinedAt: Date, quality: QualityStats?,
+                qualityAt: Date?)
+    {
+        self.peer = peer
+        self.name = name
+        self.role = role
+        self.userID = userID
+        self.joinedAt = joinedAt
+        self.quality = quality
+        self.qualityAt = qualityAt
+    }
+}
+
+/// A live call room now: its status and who is in it (and who waits in its lobby).
+public struct LiveCallSnapshot: Sendable {
+    public var callID: String
+    public var code: String
+    public var companyID: String
+    public var status: CallState
+    public var startedAt: Date?
+    public var locked: Bool
+    public var recording: Bool
+    public var participants: [LiveParticipant]
+    public var lobby: [LiveParticipant]
+
+    public init(callID: String, code: String, companyID: String, status: CallState, startedAt: Date?, locked: Bool,
+                recording: Bool, participants: [LiveParticipant], lobby: [LiveParticipant])
+    {
+        self.callID = callID
+        self.code = code
+        self.companyID = companyID
+        self.status = status
+        self.startedAt = startedAt
+        self.locked = locked
+        self.recording = recording
+        self.participants = participants
+        self.lobby = lobby
+    }
+}
+
+/// The live side of calls, owned by the service thread (the gateway). REST handlers on worker threads ask
+/// it and wait for the answer; it never touches the store itself.
+public protocol LiveCalls: AnyObject, Sendable {
+    /// The live room of a call, if anyone is connected to it.
+    func snapshot(callID: String) -> LiveCallSnapshot?
+    /// Every live room of a company.
+    func realtime(companyID: String) -> [LiveCallSnapshot]
+    /// How many distinct users of a company have a WebSocket open now.
+    func usersOnline(companyID: String) -> Int
+}
