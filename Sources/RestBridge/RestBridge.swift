@@ -108,6 +108,8 @@ public final class RestBridge: Sendable {
     private let corsOrigins: Set<String>
     let workers: OperationQueue
     private let logger: Logger
+    /// The live side of calls (the gateway), for the routes that read or change live rooms.
+    let live = LiveCallsLink()
 
     struct StaticFile: Sendable {
         let contentType: String
@@ -150,6 +152,9 @@ public final class RestBridge: Sendable {
                         invitationLifetime: configuration.invitationLifetime, logger: logger)
             .register(on: router)
     }
+
+    /// Connects the live side of calls; the gateway calls this once, before serving.
+    public func attach(live: any LiveCalls) { self.live.attach(live) }
 
     /// The authenticator, for WebSocket tokens.
     public var tokens: Authenticator { authenticator }

@@ -63,3 +63,19 @@ public protocol LiveCalls: AnyObject, Sendable {
     /// How many distinct users of a company have a WebSocket open now.
     func usersOnline(companyID: String) -> Int
 }
+
+/// The live side as route handlers reach it: set once by the gateway, which is created after the REST bridge.
+final class LiveCallsLink: @unchecked Sendable {
+    private let lock = NSLock()
+    private var live: (any LiveCalls)?
+
+    func attach(_ live: any LiveCalls) { lock.withLock { self.live = live } }
+
+    /// The live side; 503 while no gateway is attached (only in tests that run the REST bridge alone).
+    func get() throws(APIError) -> any LiveCalls {
+        guard let live = lock.withLock({ self.live }) else {
+            throw APIError(.serviceUnavailable, "unavailable", "the live call service is not running")
+        }
+        return live
+    }
+}
