@@ -165,6 +165,20 @@ def client_factory(server):
             pass
 
 
+@pytest.fixture
+def world(server_factory, tmp_path):
+    """A server for the video-call suites (tests/callhelpers.py); its WebSockets are closed at the end."""
+    from callhelpers import start_world  # callhelpers imports this module
+
+    w = start_world(server_factory, tmp_path)
+    yield w
+    for c in w.clients:
+        try:
+            c.close()
+        except Exception:
+            pass
+
+
 def wait_until(predicate, timeout=5, interval=0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

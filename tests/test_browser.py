@@ -31,25 +31,25 @@ BUDGET = 55  # seconds for a whole test, browser start-up included; every wait i
 class Call:
     """Two browsers in one room, with diagnostics for assertion messages."""
 
-    def __init__(self, base_url, server_log=lambda: ""):
+    def __init__(self, base_url, server_log=lambda: "", room=None):
         self.base_url = base_url
         self.server_log = server_log
-        self.room = "E2E-" + secrets.token_hex(4).upper()
+        self.room = room or "E2E-" + secrets.token_hex(4).upper()
         self.browsers = []
         self.pages = {}
         self.deadline = time.monotonic() + BUDGET
 
-    def open(self, name):
+    def open(self, name, token=None):
         browser = Browser(name)
         self.browsers.append(browser)
         page = browser.new_page()
         self.pages[name] = page
-        page.navigate(f"{self.base_url}/?room={self.room}&name={name}")
+        page.navigate(f"{self.base_url}/?room={self.room}&name={name}" + (f"&token={token}" if token else ""))
         self.wait(page, "typeof window.switchboardTest === 'object'", 5,
                   f"{name}: the call page did not set up window.switchboardTest")
         return page
 
-    def join(self, name):
+    def join(self, name, until="window.switchboardTest.joined"):
         page = self.pages[name]
         form = page.evaluate("""(() => {
             const value = (id) => document.getElementById(id).value;
@@ -57,7 +57,7 @@ class Call:
         })()""")
         self.check(form == {"room": self.room, "name": name}, f"{name}: form not prefilled from the URL: {form}")
         page.evaluate("document.getElementById('join-form').requestSubmit()")
-        self.wait(page, "window.switchboardTest.joined", 10, f"{name}: never joined")
+        self.wait(page, until, 10, f"{name}: never joined ({until})")
 
     def state(self, page, *fields):
         return page.evaluate(f"(({{ {', '.join(fields)} }}) => ({{ {', '.join(fields)} }}))(window.switchboardTest)")
@@ -178,3 +178,52 @@ def test_idle_call_survives_heartbeats(server_factory):
                                     f"before {before}\nafter  {after}")
         for name, page in call.pages.items():
             call.check(page.evaluate("window.switchboardTest.dcOpen"), f"{name}: data channel closed while idle")
+
+
+def test_stored_call_with_a_guest_in_the_lobby(server_factory, tmp_path):
+    """The product's main job in real browsers: an agent (access token) hosts a stored call with a lobby; a
+    guest (guest token from the REST bridge) joins from the call page, waits, is let in with the host's
+    button, and they hold a WebRTC call; the agent ends it over REST and both pages say so."""
+    from callhelpers import start_world
+    from directoryhelpers import ok
+
+    world = start_world(server_factory, tmp_path)
+    owner = world.company("Henvid")
+    agent = world.licensed(owner, role="agent", name="Agent")
+    stored = world.new_call(agent, title="Browser call", lobby=True)
+    guest_token = world.guest_token(stored, name="Guest")
+
+    call = Call(world.srv.http_url, world.srv.log, room=stored["code"])
+    try:
+        a = call.open("Agent", token=agent.token)
+        b = call.open("Guest", token=guest_token)
+        call.join("Agent")
+        call.check(a.evaluate("window.switchboardTest.role") == "host", "the agent is not the host")
+        call.join("Guest", until="window.switchboardTest.status.includes('lobby')")
+        call.wait(a, "window.switchboardTest.lobby.length === 1", 5, "the host never saw the guest waiting")
+        waiting = a.evaluate("window.switchboardTest.lobby[0]")
+        call.check(a.evaluate(f"window.switchboardTest.admit({js(waiting)})"), "no Let in button for the guest")
+        call.wait(b, "window.switchboardTest.joined", 5, "the guest was never let in")
+        call.check(b.evaluate("window.switchboardTest.role") == "guest", "the guest is not a guest")
+        for name, page in call.pages.items():
+            call.wait(page, "window.switchboardTest.dcOpen", CONNECT_TIMEOUT, f"{name}: data channel never opened")
+            call.wait(page, "window.switchboardTest.inboundVideoBytes().then(n => n > 0)", 10,
+                      f"{name}: no inbound video")
+        call.wait(a, "window.switchboardTest.call && window.switchboardTest.call.status === 'active'", 5,
+                  "the host never saw the call active")
+        text = "hello from the guest " + secrets.token_hex(3)
+        b.evaluate(f"window.switchboardTest.sendChat({js(text)})")
+        call.wait(a, f"window.switchboardTest.chat.some(m => m.text === {js(text)} && m.name === 'Guest')", 5,
+                  "the host never got the guest's chat")
+
+        ok(world.call("PUT", f"/api/videocalls/{stored['id']}/end", agent))
+        for name, page in call.pages.items():
+            call.wait(page, "window.switchboardTest.out === 'ended'", 5, f"{name}: the page did not see the end")
+            call.check("ended" in page.evaluate("window.switchboardTest.status"), f"{name}: no 'ended' status")
+        call.check(world.get_call(agent, stored["id"])["status"] == "ended", "the stored call did not end")
+    except AssertionError:
+        raise
+    except Exception as e:
+        raise AssertionError(f"{type(e).__name__}: {e}\n{call.diagnostics()}") from e
+    finally:
+        call.close()

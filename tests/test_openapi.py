@@ -18,7 +18,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from conftest import REPO, Server, wait_until
+from conftest import REPO, Client, Server, wait_until
 from directoryhelpers import GIF, create_admin, jpeg, png, raw_post, webp
 
 SPEC_PATH = REPO / "openapi.yaml"
@@ -46,26 +46,48 @@ IMPLEMENTED = {
     ("/api/companies/{id}/logo", "get"), ("/api/companies/{id}/logo", "post"),
 }
 # Video calls and live calls (issue 4).
-IMPLEMENTED |= set()
+IMPLEMENTED |= {
+    ("/api/videocalls", "get"), ("/api/videocalls", "post"),
+    ("/api/videocalls/{id}", "get"), ("/api/videocalls/{id}", "put"), ("/api/videocalls/{id}", "delete"),
+    ("/api/videocalls/{id}/start", "put"), ("/api/videocalls/{id}/end", "put"), ("/api/videocalls/{id}/quality", "post"),
+    ("/api/calls/join/{code}", "get"), ("/api/calls/{id}/guest", "post"), ("/api/calls/{id}/status", "get"),
+    ("/api/calls/{id}/quality", "put"), ("/api/calls/{id}/recording", "post"), ("/api/calls/{id}/signal", "post"),
+}
 # Licenses, reviews, comments (issue 4).
-IMPLEMENTED |= set()
+IMPLEMENTED |= {
+    ("/api/licenses", "get"), ("/api/licenses", "post"),
+    ("/api/licenses/{id}", "get"), ("/api/licenses/{id}", "put"), ("/api/licenses/{id}", "delete"),
+    ("/api/licenses/{id}/assign", "put"), ("/api/licenses/{id}/unassign", "put"),
+    ("/api/users/{id}/assign-license", "put"),
+    ("/api/reviews", "get"), ("/api/reviews", "post"),
+    ("/api/reviews/{id}", "get"), ("/api/reviews/{id}", "put"), ("/api/reviews/{id}", "delete"),
+    ("/api/comments", "get"), ("/api/comments", "post"),
+    ("/api/comments/{id}", "get"), ("/api/comments/{id}", "put"), ("/api/comments/{id}", "delete"),
+}
 # Dashboards and search (issue 4).
-IMPLEMENTED |= set()
+IMPLEMENTED |= {
+    ("/api/dashboard/overview/{companyId}", "get"), ("/api/dashboard/calls/{companyId}", "get"),
+    ("/api/dashboard/users/{companyId}", "get"), ("/api/dashboard/technical/{companyId}", "get"),
+    ("/api/dashboard/realtime/{companyId}", "get"), ("/api/search", "get"),
+}
 # The routes without a bearer token (PROTOCOL.md 2): operations and the unauthenticated auth routes.
 PUBLIC = {
     ("/healthz", "get"), ("/healthz", "head"), ("/readyz", "get"), ("/readyz", "head"), ("/openapi.yaml", "get"),
     ("/metrics", "get"), ("/api/auth/register", "post"), ("/api/auth/login", "post"), ("/api/auth/refresh", "post"),
     ("/api/auth/forgot-password", "post"), ("/api/auth/reset-password", "post"), ("/api/auth/verify-email", "post"),
+    ("/api/calls/join/{code}", "get"), ("/api/calls/{id}/guest", "post"),  # PROTOCOL.md 3: guest join
 }
 # The per-IP budget of the unauthenticated auth routes: rate-limit headers on every answer.
 IP_LIMITED = ("/api/auth/register", "/api/auth/login", "/api/auth/forgot-password", "/api/auth/reset-password",
               "/api/auth/verify-email")
+# The per-IP budget of the public call routes (join info, guest tokens; 60 per minute): the same headers.
+CALL_IP_LIMITED = (("/api/calls/join/{code}", "get"), ("/api/calls/{id}/guest", "post"))
 # Image uploads: multipart/form-data or the raw image, not JSON.
 UPLOADS = {("/api/users/{id}/avatar", "post"), ("/api/companies/{id}/logo", "post")}
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 ERROR_CODES = {"bad_request", "unauthorized", "invalid_token", "invalid_credentials", "forbidden", "not_found",
                "method_not_allowed", "conflict", "too_large", "unsupported_media_type", "validation_failed",
-               "rate_limited", "unavailable"}
+               "rate_limited", "unavailable", "not_in_room"}
 
 
 @pytest.fixture(scope="module")
@@ -195,14 +217,15 @@ def test_operations_are_complete(spec):
                 assert body and body.get("required") is True, (path, method)
                 assert list(body["content"]) == ["application/json"], (path, method)
                 assert resolve(spec, body["content"]["application/json"]["schema"]).get("required"), path
-            if method == "put":
-                # every PUT takes a required JSON object
+            if method == "put" and not path.endswith(("/videocalls/{id}/start", "/videocalls/{id}/end")):
+                # every PUT takes a required JSON object (but starting and ending a call read no body)
                 assert body and body.get("required") is True and list(body["content"]) == ["application/json"], \
                     (path, method)
             if "{id}" in path:
                 params = [resolve(spec, p) for p in item.get("parameters", []) + op.get("parameters", [])]
                 assert [p for p in params if p["in"] == "path" and p["name"] == "id" and p["required"]], path
-            if int(next(c for c in op["responses"] if c.startswith("2"))) == 201:
+            if int(next(c for c in op["responses"] if c.startswith("2"))) == 201 and path != "/api/calls/{id}/guest":
+                # (a guest token is no resource: no Location)
                 created = resolve(spec, op["responses"]["201"])
                 assert "Location" in created.get("headers", {}), (path, method, "creates answer 201 with Location")
             if method == "delete":
@@ -237,18 +260,19 @@ def test_security_matches_the_auth_rules(spec):
 def test_limited_routes_document_rate_headers(spec):
     # Every answer of the per-IP routes and of password change (limited per bearer token) carries them,
     # except the transport's 413 for a body over 2 MiB + 64 KiB (docs/rest.md, limits of the transport).
-    for path in IP_LIMITED + ("/api/auth/password/change",):
-        for code, resp in spec["paths"][path]["post"]["responses"].items():
+    for path, method in [(p, "post") for p in IP_LIMITED + ("/api/auth/password/change",)] + list(CALL_IP_LIMITED):
+        for code, resp in spec["paths"][path][method]["responses"].items():
             headers = resolve(spec, resp).get("headers", {})
             for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
                 assert name in headers, (path, code, name)
                 assert bool(resolve(spec, headers[name]).get("required")) == (code != "413"), (path, code, name)
-    for path in IP_LIMITED + ("/api/auth/refresh", "/api/auth/password/change"):
-        limited = resolve(spec, spec["paths"][path]["post"]["responses"]["429"])
+    for path, method in [(p, "post") for p in IP_LIMITED + ("/api/auth/refresh", "/api/auth/password/change")] \
+            + list(CALL_IP_LIMITED):
+        limited = resolve(spec, spec["paths"][path][method]["responses"]["429"])
         assert "Retry-After" in limited["headers"], path
     # every authenticated route is limited too (per user, or per token for password change); the other
     # public routes (operations) are not
-    limited_paths = set(IP_LIMITED) | {"/api/auth/refresh", "/api/auth/password/change"}
+    limited_paths = set(IP_LIMITED) | {"/api/auth/refresh", "/api/auth/password/change"} | {p for p, _ in CALL_IP_LIMITED}
     for path, item in spec["paths"].items():
         for method, op in item.items():
             if method in METHODS:
@@ -332,7 +356,7 @@ def test_lists_share_the_envelope_and_the_paging_parameters(spec):
         refs = [p.get("$ref") for p in op.get("parameters", [])]
         assert "#/components/parameters/Page" in refs and "#/components/parameters/PageSize" in refs, path
         assert "422" in op["responses"], path
-    assert lists == 5
+    assert lists == 5 + 1 + 3 + 2  # + video calls; + licenses, reviews, comments; + the users dashboard, search
 
 
 def test_error_schema_is_the_envelope(spec):
@@ -381,7 +405,12 @@ def test_every_documented_operation_is_routed(live, spec):
         for method in item:
             if method not in METHODS:
                 continue
-            r = requests.request(method.upper(), live.http_url + path.replace("{id}", str(uuid.uuid4())), timeout=10)
+            target = path.replace("{id}", str(uuid.uuid4())).replace("{companyId}", str(uuid.uuid4()))
+            target = target.replace("{code}", "ZZZ-ZZZ-ZZZ")
+            r = requests.request(method.upper(), live.http_url + target, timeout=10)
+            if (path, method) in CALL_IP_LIMITED:  # an unknown call or code: the route's own 404, not the router's
+                assert r.status_code == 404 and not r.json()["error"]["message"].startswith("no route"), r.text
+                continue
             assert r.status_code not in (404, 405), (method, path, r.status_code, r.text[:200])
             if item[method].get("security"):
                 assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized", (method, path, r.text)
@@ -780,9 +809,479 @@ def test_live_directory_answers_conform_to_the_document(live, spec):
     c.call(item, "delete", 401, path=path, code="unauthorized")
 
     c.assert_clean()
-    directory = {(p, m) for p, m in IMPLEMENTED if p.startswith(("/api/users", "/api/companies"))}
+    directory = {(p, m) for p, m in IMPLEMENTED if p.startswith(("/api/users", "/api/companies"))
+                 and not p.endswith("/assign-license")}  # test_live_license_answers_conform_to_the_document
     missing = {(p, m, s) for p, m, s in c.missing(directory) if s != "429"}  # 429: test_rate_limited_answer_conforms
     assert not missing, sorted(missing)
+
+
+def test_live_dashboard_and_search_answers_conform_to_the_document(live, spec):
+    """Dashboards and search: every documented status but 429 (test_rate_limited_answer_conforms) is provoked
+    and checked, with data: calls made through the API and a quality sample reported over REST."""
+    c = Conformance(spec, live)
+    owner = c.register("Dashboard Co")
+    company_id, token = owner["company"]["id"], owner["access_token"]
+    other = c.register("Other Dashboard Co")
+    admin = c.login(live.admin_email)["access_token"]
+    member = c.send("POST", "/api/users", token=token, body={
+        "email": f"dash-member-{uuid.uuid4().hex[:8]}@example.com", "name": "Dash Member", "role": "member",
+        "password": PASSWORD}).json()
+    member_token = c.login(member["email"])["access_token"]
+    lic = c.send("POST", "/api/licenses", token=token, body={"name": "Plan", "seats": 2}).json()
+    assert c.send("PUT", f"/api/licenses/{lic['id']}/assign", token=token,
+                  body={"user_id": owner["user"]["id"]}).status_code == 200
+    made = c.send("POST", "/api/videocalls", token=token, body={"title": "Dashboard call"})
+    assert made.status_code == 201, made.text
+    assert c.send("POST", f"/api/videocalls/{made.json()['id']}/quality", token=token,
+                  body={"stats": {"rtt_ms": 120, "loss_pct": 1.5}}).status_code == 202
+    # A live room for the realtime dashboard: the host waits in it with a quality sample of their own.
+    host = Client(f"ws://127.0.0.1:{live.port}/ws?token={token}")
+    host.expect("welcome")
+    host.join(made.json()["code"], "Host")
+    host.send({"type": "quality", "stats": {"rtt_ms": 80, "bitrate_kbps": 900}})
+    realtime = f"/api/dashboard/realtime/{company_id}"
+    assert wait_until(lambda: [p["quality"] for room in c.send("GET", realtime, token=token).json()["rooms"]
+                               for p in room["participants"]] == [{"rtt_ms": 80, "jitter_ms": None, "loss_pct": None,
+                                                                   "bitrate_kbps": 900}])
+
+    for kind in ("overview", "calls", "users", "technical", "realtime"):
+        route = f"/api/dashboard/{kind}/{{companyId}}"
+        path = f"/api/dashboard/{kind}/{company_id}"
+        body = c.call(route, "get", 200, path=path, token=token).json()
+        c.call(route, "get", 200, path=path, token=admin)
+        c.call(route, "get", 403, path=path, code="forbidden", token=member_token)
+        c.call(route, "get", 404, path=f"/api/dashboard/{kind}/{other['company']['id']}", code="not_found", token=token)
+        c.call(route, "get", 404, path=f"/api/dashboard/{kind}/{uuid.uuid4()}", code="not_found", token=admin)
+        c.call(route, "get", 401, path=path, code="unauthorized")
+        c.call(route, "get", 401, path=path, code="invalid_token", token="garbage")
+        if kind in ("calls", "users", "technical"):
+            c.call(route, "get", 200, path=path + "?from=2025-01-01&to=2025-12-31", token=token)
+            c.call(route, "get", 422, path=path + "?from=2025-02-29", token=token)
+            c.call(route, "get", 422, path=path + "?from=2025-01-02&to=2025-01-01", token=token)
+            c.call(route, "get", 422, path=path + "?from=2024-01-01&to=2025-01-01", token=token)
+        if kind == "calls":
+            assert body["days"][-1]["total"] + body["days"][-2]["total"] == 1, body  # today, in UTC
+        if kind == "technical":
+            assert body["samples"] == 2 and body["rtt_ms"]["p50"] == 80, body  # 80 and 120
+        if kind == "realtime":
+            assert [room["status"] for room in body["rooms"]] == ["waiting"] and body["participants_now"] == 1, body
+        if kind == "users":
+            c.call(route, "get", 200, path=path + "?page=2&page_size=1", token=token)
+            c.call(route, "get", 422, path=path + "?page_size=0", token=token)
+
+    route = "/api/search"
+    found = c.call(route, "get", 200, path=route + "?q=dash", token=token).json()  # Dash Member, Dashboard …
+    assert {item["type"] for item in found["items"]} == {"user", "company", "call"}, found
+    c.call(route, "get", 200, path=route + "?q=dashboard&type=call&page=1&page_size=5", token=admin)
+    c.call(route, "get", 200, path=route + "?q=nothing-like-this", token=member_token)
+    c.call(route, "get", 422, path=route, token=token)
+    c.call(route, "get", 422, path=route + "?q=x&type=everything", token=token)
+    c.call(route, "get", 422, path=route + "?q=" + "q" * 201, token=token)
+    c.call(route, "get", 401, path=route + "?q=x", code="unauthorized")
+    c.call(route, "get", 401, path=route + "?q=x", code="invalid_token", token="garbage")
+    host.close()
+
+    c.assert_clean()
+    ours = {(p, m) for p, m in IMPLEMENTED if p.startswith(("/api/dashboard/", "/api/search"))}
+    assert len(ours) == 6, ours
+    missing = {(p, m, s) for p, m, s in c.missing(ours) if s != "429"}  # 429: test_rate_limited_answer_conforms
+    assert not missing, sorted(missing)
+
+
+def test_live_license_answers_conform_to_the_document(live, spec):
+    """Licenses and `PUT /api/users/{id}/assign-license`: every documented status but 429 is provoked and checked."""
+    c = Conformance(spec, live)
+    owner = c.register("License Co")
+    other = c.register("Other License Co")
+    token, company_id = owner["access_token"], owner["company"]["id"]
+    admin = c.login(live.admin_email)["access_token"]
+    member = c.call("/api/users", "post", 201, token=token, body={
+        "email": f"lic-{uuid.uuid4().hex[:8]}@example.com", "name": "Lic Member", "role": "member",
+        "password": PASSWORD}).json()
+    member_token = c.login(member["email"])["access_token"]
+
+    route, item = "/api/licenses", "/api/licenses/{id}"
+    lic = c.call(route, "post", 201, token=token, body={"name": "Team", "seats": 1,
+                                                        "expires_at": "2999-01-01T00:00:00+02:00"}).json()
+    assert lic["expires_at"] == "2998-12-31T22:00:00.000Z" and lic["seats_used"] == 0, lic
+    c.call(route, "post", 201, token=admin, body={"name": "By Admin", "seats": 2, "company_id": company_id})
+    c.call(route, "post", 403, code="forbidden", token=member_token, body={"name": "No", "seats": 1})
+    c.call(route, "post", 422, token=token, body={"name": "", "seats": 0, "expires_at": "soon"})
+    c.call(route, "post", 401, code="unauthorized", body={"name": "No", "seats": 1})
+    c.json_errors(route, "post", token)
+    c.idempotency(route, route, token, body={"name": "Once", "seats": 3})
+    listed = c.call(route, "get", 200, path=route + "?q=team&expired=false", token=member_token).json()
+    assert [x["id"] for x in listed["items"]] == [lic["id"]], listed
+    c.call(route, "get", 200, path=route + f"?company_id={company_id}&page_size=500", token=admin)
+    c.call(route, "get", 422, path=route + "?expired=sometimes", token=token)
+    c.call(route, "get", 401, code="unauthorized")
+
+    path = f"{route}/{lic['id']}"
+    c.call(item, "get", 200, path=path, token=member_token)
+    c.call(item, "get", 404, path=path, code="not_found", token=other["access_token"])
+    c.call(item, "get", 401, path=path, code="unauthorized")
+    c.call(item, "put", 200, path=path, token=token, body={"name": "Team Plan", "expires_at": None})
+    c.call(item, "put", 403, path=path, code="forbidden", token=member_token, body={"name": "Mine"})
+    c.call(item, "put", 404, path=f"{route}/{uuid.uuid4()}", code="not_found", token=token, body={})
+    c.call(item, "put", 422, path=path, token=token, body={"seats": 10001})
+    c.call(item, "put", 401, path=path, code="unauthorized", body={})
+    c.json_errors(item, "put", token, path=path)
+
+    for action, body in (("assign", {"user_id": member["id"]}), ("unassign", {"user_id": member["id"]})):
+        sub = f"/api/licenses/{{id}}/{action}"
+        c.call(sub, "put", 200, path=f"{path}/{action}", token=token, body=body)
+        c.call(sub, "put", 403, path=f"{path}/{action}", code="forbidden", token=member_token, body=body)
+        c.call(sub, "put", 404, path=f"{route}/{uuid.uuid4()}/{action}", code="not_found", token=token, body=body)
+        c.call(sub, "put", 422, path=f"{path}/{action}", token=token, body={"user_id": ""})
+        c.call(sub, "put", 401, path=f"{path}/{action}", code="unauthorized", body=body)
+        c.json_errors(sub, "put", token, path=f"{path}/{action}")
+    c.call("/api/licenses/{id}/unassign", "put", 409, path=f"{path}/unassign", code="conflict", token=token,
+           body={"user_id": member["id"]})
+    c.call("/api/licenses/{id}/assign", "put", 200, path=f"{path}/assign", token=token,
+           body={"user_id": owner["user"]["id"]})
+    c.call("/api/licenses/{id}/assign", "put", 409, path=f"{path}/assign", code="conflict", token=token,
+           body={"user_id": member["id"]})  # its one seat is taken
+    c.call(item, "put", 200, path=path, token=token, body={"seats": 2})
+    c.call("/api/licenses/{id}/assign", "put", 200, path=f"{path}/assign", token=token,
+           body={"user_id": member["id"]})
+    c.call(item, "put", 409, path=path, code="conflict", token=token, body={"seats": 1})  # two hold it
+    spare = c.call(route, "post", 201, token=token, body={"name": "Spare", "seats": 1}).json()
+
+    user_route = "/api/users/{id}/assign-license"
+    user_path = f"/api/users/{member['id']}/assign-license"
+    c.call(user_route, "put", 200, path=user_path, token=token, body={"license_id": spare["id"]})
+    c.call(user_route, "put", 403, path=user_path, code="forbidden", token=member_token,
+           body={"license_id": spare["id"]})
+    c.call(user_route, "put", 404, path=user_path, code="not_found", token=token, body={"license_id": "unknown"})
+    c.call(user_route, "put", 409, path=f"/api/users/{owner['user']['id']}/assign-license", code="conflict",
+           token=token, body={"license_id": spare["id"]})  # its one seat is taken
+    c.call(user_route, "put", 422, path=user_path, token=token, body={})
+    c.call(user_route, "put", 401, path=user_path, code="unauthorized", body={"license_id": spare["id"]})
+    c.json_errors(user_route, "put", token, path=user_path)
+
+    c.call(item, "delete", 403, path=path, code="forbidden", token=member_token)
+    c.call(item, "delete", 204, path=path, token=token)
+    c.call(item, "delete", 404, path=path, code="not_found", token=token)
+    c.call(item, "delete", 401, path=path, code="unauthorized")
+
+    c.assert_clean()
+    licenses = {(p, m) for p, m in IMPLEMENTED if p.startswith("/api/licenses") or p.endswith("/assign-license")}
+    missing = {(p, m, s) for p, m, s in c.missing(licenses) if s != "429"}  # 429: test_rate_limited_answer_conforms
+    assert not missing, sorted(missing)
+
+
+def test_live_review_and_comment_answers_conform_to_the_document(live, spec):
+    """Reviews (by users and by guests with their guest token) and comments: every documented status but 429."""
+    c = Conformance(spec, live)
+    owner = c.register("Review Co")
+    other = c.register("Other Review Co")
+    token = owner["access_token"]
+    admin = c.login(live.admin_email)["access_token"]
+    member = c.call("/api/users", "post", 201, token=token, body={
+        "email": f"rev-{uuid.uuid4().hex[:8]}@example.com", "name": "Rev Member", "role": "member",
+        "password": PASSWORD}).json()
+    member_token = c.login(member["email"])["access_token"]
+    lic = c.call("/api/licenses", "post", 201, token=token, body={"name": "Hosts", "seats": 1}).json()
+    c.call("/api/licenses/{id}/assign", "put", 200, path=f"/api/licenses/{lic['id']}/assign", token=token,
+           body={"user_id": owner["user"]["id"]})
+    made = c.send("POST", "/api/videocalls", body={"title": "Conformance call"}, token=token)
+    assert made.status_code == 201, made.text
+    call_id = made.json()["id"]
+    joined = c.send("POST", f"/api/calls/{call_id}/guest", body={"name": "Gina Guest"})
+    assert joined.status_code == 201, joined.text
+    guest = joined.json()["guest_token"]
+
+    route, item = "/api/reviews", "/api/reviews/{id}"
+    mine = c.call(route, "post", 201, token=member_token, body={"call_id": call_id, "rating": 4, "text": "good"}).json()
+    theirs = c.call(route, "post", 201, token=guest, body={"call_id": call_id, "rating": 5}).json()
+    assert theirs["author"]["guest_id"] and theirs["author"]["user_id"] is None, theirs
+    c.call(route, "post", 409, code="conflict", token=guest, body={"call_id": call_id, "rating": 1})
+    c.call(route, "post", 404, code="not_found", token=other["access_token"], body={"call_id": call_id, "rating": 1})
+    c.call(route, "post", 403, code="forbidden", token=admin, body={"call_id": call_id, "rating": 1})
+    c.call(route, "post", 422, token=token, body={"call_id": call_id, "rating": 6})
+    c.call(route, "post", 401, code="unauthorized", body={"call_id": call_id, "rating": 1})
+    c.json_errors(route, "post", token)
+    c.idempotency(route, route, token, body={"call_id": call_id, "rating": 3})
+    listed = c.call(route, "get", 200, path=route + f"?call_id={call_id}&rating=5", token=member_token).json()
+    assert [r["id"] for r in listed["items"]] == [theirs["id"]], listed
+    assert c.call(route, "get", 200, token=guest).json()["items"] == [theirs]
+    c.call(route, "get", 422, path=route + "?rating=9", token=token)
+    c.call(route, "get", 401, code="unauthorized")
+
+    path = f"{route}/{mine['id']}"
+    c.call(item, "get", 200, path=path, token=token)
+    c.call(item, "get", 200, path=f"{route}/{theirs['id']}", token=guest)
+    c.call(item, "get", 404, path=path, code="not_found", token=guest)
+    c.call(item, "get", 401, path=path, code="unauthorized")
+    c.call(item, "put", 200, path=path, token=member_token, body={"rating": 2})
+    c.call(item, "put", 200, path=f"{route}/{theirs['id']}", token=guest, body={"text": "changed"})
+    c.call(item, "put", 403, path=path, code="forbidden", token=token, body={"rating": 1})
+    c.call(item, "put", 404, path=path, code="not_found", token=other["access_token"], body={})
+    c.call(item, "put", 422, path=path, token=member_token, body={"rating": 0})
+    c.call(item, "put", 401, path=path, code="unauthorized", body={})
+    c.json_errors(item, "put", member_token, path=path)
+
+    # comments
+    croute, citem = "/api/comments", "/api/comments/{id}"
+    note = c.call(croute, "post", 201, token=member_token, body={"review_id": mine["id"], "text": "why 2?"}).json()
+    c.call(croute, "post", 201, token=token, body={"call_id": call_id, "text": "minutes attached"})
+    c.call(croute, "post", 404, code="not_found", token=other["access_token"], body={"call_id": call_id, "text": "x"})
+    c.call(croute, "post", 403, code="forbidden", token=admin, body={"call_id": call_id, "text": "x"})
+    c.call(croute, "post", 422, token=token, body={"call_id": call_id, "review_id": mine["id"], "text": "x"})
+    c.call(croute, "post", 401, code="unauthorized", body={"call_id": call_id, "text": "x"})
+    c.json_errors(croute, "post", token)
+    c.idempotency(croute, croute, token, body={"call_id": call_id, "text": "once"})
+    listed = c.call(croute, "get", 200, path=croute + f"?review_id={mine['id']}", token=token).json()
+    assert [x["id"] for x in listed["items"]] == [note["id"]], listed
+    c.call(croute, "get", 422, path=croute + "?page_size=0", token=token)
+    c.call(croute, "get", 401, code="unauthorized")
+    cpath = f"{croute}/{note['id']}"
+    c.call(citem, "get", 200, path=cpath, token=token)
+    c.call(citem, "get", 404, path=cpath, code="not_found", token=other["access_token"])
+    c.call(citem, "get", 401, path=cpath, code="unauthorized")
+    c.call(citem, "put", 200, path=cpath, token=member_token, body={"text": "why only 2?"})
+    c.call(citem, "put", 403, path=cpath, code="forbidden", token=token, body={"text": "x"})
+    c.call(citem, "put", 404, path=f"{croute}/{uuid.uuid4()}", code="not_found", token=token, body={})
+    c.call(citem, "put", 422, path=cpath, token=member_token, body={"text": " "})
+    c.call(citem, "put", 401, path=cpath, code="unauthorized", body={})
+    c.json_errors(citem, "put", member_token, path=cpath)
+    staff = c.call(croute, "post", 201, token=token, body={"call_id": call_id, "text": "owner's"}).json()
+    c.call(citem, "delete", 403, path=f"{croute}/{staff['id']}", code="forbidden", token=member_token)
+    c.call(citem, "delete", 204, path=cpath, token=token)
+    c.call(citem, "delete", 404, path=cpath, code="not_found", token=token)
+    c.call(citem, "delete", 401, path=cpath, code="unauthorized")
+
+    staff_review = next(r for r in c.call(route, "get", 200, token=token).json()["items"]
+                        if r["author"]["user_id"] == owner["user"]["id"])
+    c.call(item, "delete", 403, path=f"{route}/{staff_review['id']}", code="forbidden", token=member_token)
+    c.call(item, "delete", 404, path=path, code="not_found", token=guest)
+    c.call(item, "delete", 204, path=f"{route}/{theirs['id']}", token=guest)
+    c.call(item, "delete", 204, path=path, token=token)
+    c.call(item, "delete", 404, path=path, code="not_found", token=token)
+    c.call(item, "delete", 401, path=path, code="unauthorized")
+
+    c.assert_clean()
+    routes = {(p, m) for p, m in IMPLEMENTED if p.startswith(("/api/reviews", "/api/comments"))}
+    missing = {(p, m, s) for p, m, s in c.missing(routes) if s != "429"}  # 429: test_rate_limited_answer_conforms
+    assert not missing, sorted(missing)
+
+
+def test_live_call_answers_conform_to_the_document(live, spec):
+    """Video calls and live calls: every documented status but 429 (per user: test_rate_limited_answer_conforms;
+    per IP: test_public_call_routes_rate_limited_answer_conforms) is provoked and checked, with a live room of
+    real WebSockets (the host and a guest) for the live status, quality reports and signals."""
+    c = Conformance(spec, live)
+    owner = c.register("Call Co")
+    other = c.register("Other Call Co")
+    token, company_id = owner["access_token"], owner["company"]["id"]
+    admin = c.login(live.admin_email)["access_token"]
+    people = {}
+    for role in ("agent", "member"):
+        people[role] = c.call("/api/users", "post", 201, token=token, body={
+            "email": f"call-{role}-{uuid.uuid4().hex[:8]}@example.com", "name": f"Call {role.title()}", "role": role,
+            "password": PASSWORD}).json()
+    agent, member = people["agent"], people["member"]
+    agent_token, member_token = c.login(agent["email"])["access_token"], c.login(member["email"])["access_token"]
+    lic = c.send("POST", "/api/licenses", token=token, body={"name": "Hosts", "seats": 2}).json()
+    for user_id in (owner["user"]["id"], agent["id"]):
+        assert c.send("PUT", f"/api/licenses/{lic['id']}/assign", token=token, body={"user_id": user_id}).ok
+
+    # video calls: create, list, read, change
+    route, item = "/api/videocalls", "/api/videocalls/{id}"
+    made = c.call(route, "post", 201, token=agent_token, body={
+        "title": "  Conformance call ", "scheduled_at": "2030-01-31T09:30:00.5+01:00", "lobby": True}).json()
+    assert made["title"] == "Conformance call" and made["scheduled_at"] == "2030-01-31T08:30:00.500Z", made
+    assert made["status"] == "scheduled" and made["join_url"].endswith("/?room=" + made["code"]), made
+    c.call(route, "post", 201, token=token, body={"title": "For the agent", "host_id": agent["id"],
+                                                  "max_participants": 5.0, "scheduled_at": "2030-02-01"})
+    c.call(route, "post", 403, code="forbidden", token=member_token, body={"title": "x"})
+    c.call(route, "post", 403, code="forbidden", token=agent_token, body={"title": "x", "host_id": owner["user"]["id"]})
+    c.call(route, "post", 422, token=token, body={"title": " ", "scheduled_at": "soon", "max_participants": 51})
+    c.call(route, "post", 422, token=token, body={"title": "x", "host_id": other["user"]["id"]})
+    c.call(route, "post", 401, code="unauthorized", body={"title": "x"})
+    c.json_errors(route, "post", token)
+    c.idempotency(route, route, token, body={"title": "Once"})
+    listed = c.call(route, "get", 200, path=route + "?status=scheduled&q=conformance&from=2020-01-01&to=2999-12-31",
+                    token=member_token).json()
+    assert [x["id"] for x in listed["items"]] == [made["id"]], listed
+    c.call(route, "get", 200, path=route + f"?company_id={company_id}&host_id={agent['id']}&page_size=500", token=admin)
+    c.call(route, "get", 422, path=route + "?status=over", token=token)
+    c.call(route, "get", 422, path=route + "?from=2030-01-02&to=2030-01-01T00:00:00Z", token=token)
+    c.call(route, "get", 401, code="unauthorized")
+
+    path = f"{route}/{made['id']}"
+    c.call(item, "get", 200, path=path, token=member_token)
+    c.call(item, "get", 404, path=path, code="not_found", token=other["access_token"])
+    c.call(item, "get", 401, path=path, code="unauthorized")
+    c.call(item, "put", 200, path=path, token=agent_token, body={"title": "Conformance call", "lobby": None})
+    c.call(item, "put", 403, path=path, code="forbidden", token=member_token, body={})
+    c.call(item, "put", 404, path=f"{route}/{uuid.uuid4()}", code="not_found", token=token, body={})
+    c.call(item, "put", 422, path=path, token=token, body={"max_participants": 0, "scheduled_at": "2030-02-30"})
+    c.call(item, "put", 401, path=path, code="unauthorized", body={})
+    c.json_errors(item, "put", token, path=path)
+    closed = c.call(route, "post", 201, token=token, body={"title": "No guests", "guest_access": False}).json()
+
+    # the public routes: what a guest sees, guest tokens (few requests: 60 a minute per IP)
+    join, guest_route = "/api/calls/join/{code}", "/api/calls/{id}/guest"
+    info = c.call(join, "get", 200, path="/api/calls/join/" + made["code"].replace("-", "").lower()).json()
+    assert info["call_id"] == made["id"] and info["lobby"] is True and info["host"]["id"] == agent["id"], info
+    c.call(join, "get", 404, path="/api/calls/join/ZZZ-ZZZ-ZZZ", code="not_found")
+    gpath = f"/api/calls/{made['id']}/guest"
+    issued = c.call(guest_route, "post", 201, path=gpath, body={"name": " Gina Guest "}).json()
+    assert issued["call_id"] == made["id"] and issued["code"] == made["code"] and issued["expires_in"] == 7200
+    guest = issued["guest_token"]
+    c.call(guest_route, "post", 404, path=f"/api/calls/{uuid.uuid4()}/guest", code="not_found", body={"name": "x"})
+    c.call(guest_route, "post", 403, path=f"/api/calls/{closed['id']}/guest", code="forbidden", body={"name": "x"})
+    c.call(guest_route, "post", 422, path=gpath, body={"name": "a\u0007b"})
+    c.json_errors(guest_route, "post", path=gpath)
+
+    # the status machine over REST
+    start, end = "/api/videocalls/{id}/start", "/api/videocalls/{id}/end"
+    assert "scheduled" in c.call(end, "put", 409, path=path + "/end", code="conflict", token=agent_token).json()["error"]["message"]
+    c.call(start, "put", 403, path=path + "/start", code="forbidden", token=member_token)
+    c.call(start, "put", 404, path=f"{route}/{uuid.uuid4()}/start", code="not_found", token=token)
+    c.call(start, "put", 401, path=path + "/start", code="unauthorized")
+    assert c.call(start, "put", 200, path=path + "/start", token=agent_token).json()["status"] == "waiting"
+    assert "waiting" in c.call(start, "put", 409, path=path + "/start", code="conflict", token=token).json()["error"]["message"]
+
+    # a live room: the host and a guest (let in from the lobby by turning it off)
+    clients = []
+
+    def ws(tok):
+        client = Client(live.ws_url + "?token=" + tok)
+        clients.append(client)
+        client.expect("welcome")
+        client.send({"type": "join", "room": made["code"]})
+        return client
+
+    def until(client, type_):
+        for _ in range(20):
+            m = client.recv()
+            if m["type"] == type_:
+                return m
+        raise AssertionError(f"no {type_}")
+
+    try:
+        host = ws(agent_token)
+        host_peer = host.expect("joined")["peer"]
+        gws = ws(guest)
+        assert gws.expect("lobby")["room"] == made["code"]
+        until(host, "lobby")
+        status, spath = "/api/calls/{id}/status", f"/api/calls/{made['id']}/status"
+        seen = c.call(status, "get", 200, path=spath, token=guest).json()
+        assert seen["live"] is True and [p["name"] for p in seen["lobby"]] == ["Gina Guest"], seen
+        c.call(item, "put", 200, path=path, token=agent_token, body={"lobby": False})
+        guest_peer = until(gws, "joined")["peer"]
+        seen = c.call(status, "get", 200, path=spath, token=admin).json()
+        assert seen["call"]["status"] == "active" and seen["call"]["participants"] == 2, seen
+        c.call(status, "get", 200, path=f"/api/calls/{closed['id']}/status", token=token)
+        c.call(status, "get", 404, path=f"/api/calls/{closed['id']}/status", code="not_found", token=guest)
+        c.call(status, "get", 401, path=spath, code="unauthorized")
+        c.call(status, "get", 401, path=spath, code="invalid_token", token="garbage")
+
+        # quality, by both doors: in the room as one's own peer (one per 2 s kept), else as given
+        vq, lq = "/api/videocalls/{id}/quality", "/api/calls/{id}/quality"
+        vpath, lpath = path + "/quality", f"/api/calls/{made['id']}/quality"
+        sample = {"stats": {"rtt_ms": 80, "jitter_ms": 12, "loss_pct": 1.5, "bitrate_kbps": 1200}}
+        got = c.call(vq, "post", 202, path=vpath, token=guest, body=sample).json()
+        assert got["peer"] == guest_peer and got["stored"] is True, got
+        got = c.call(lq, "put", 202, path=lpath, token=guest, body={**sample, "peer": "ignored"}).json()
+        assert got["peer"] == guest_peer and got["stored"] is False, got
+        got = c.call(lq, "put", 202, path=lpath, token=token, body={"stats": {"rtt_ms": None, "loss_pct": 2}, "peer": "p1"})
+        assert got.json()["peer"] == "p1" and got.json()["stored"] is True, got.text
+        for door, where, method in ((vq, vpath, "post"), (lq, lpath, "put")):
+            c.call(door, method, 404, path=where.replace(made["id"], closed["id"]), code="not_found", token=guest,
+                   body=sample)
+            c.call(door, method, 422, path=where, token=token, body={"stats": {"rtt_ms": 60001, "jitter_ms": -1}})
+            c.call(door, method, 422, path=where, token=token, body={"stats": {}})
+            c.call(door, method, 401, path=where, code="unauthorized", body=sample)
+            c.json_errors(door, method, token, path=where)
+        c.idempotency(vq, vpath, token, body=sample, created=202)
+
+        # recording: the state only
+        rec, rpath = "/api/calls/{id}/recording", f"/api/calls/{made['id']}/recording"
+        c.call(rec, "post", 403, path=rpath, code="forbidden", token=agent_token, body={"action": "start"})
+        c.call(rec, "post", 403, path=rpath, code="forbidden", token=member_token, body={"action": "stop"})
+        assert c.send("PUT", f"/api/companies/{company_id}/settings", token=token,
+                      body={"recording_allowed": True}).ok
+        got = c.call(rec, "post", 200, path=rpath, token=agent_token, body={"action": "start"}).json()
+        assert got["recording"] is True and got["changed_by"] == agent["id"], got
+        c.call(rec, "post", 409, path=f"/api/calls/{closed['id']}/recording", code="conflict", token=token,
+               body={"action": "start"})
+        c.call(rec, "post", 404, path=f"/api/calls/{uuid.uuid4()}/recording", code="not_found", token=token,
+               body={"action": "stop"})
+        c.call(rec, "post", 422, path=rpath, token=token, body={"action": "pause"})
+        c.call(rec, "post", 401, path=rpath, code="unauthorized", body={"action": "stop"})
+        c.call(rec, "post", 401, path=rpath, code="invalid_token", token=guest, body={"action": "stop"})
+        c.json_errors(rec, "post", token, path=rpath)
+        c.idempotency(rec, rpath, token, body={"action": "stop"}, created=200)
+
+        # the REST signal fallback
+        sig, gopath = "/api/calls/{id}/signal", f"/api/calls/{made['id']}/signal"
+        data = {"sdp": "v=0\r\n", "nested": [1, 2.5, None, {"a": "\u00e9"}]}
+        assert c.call(sig, "post", 202, path=gopath, token=agent_token, body={"to": guest_peer, "data": data}).json() \
+            == {"delivered": True}
+        assert until(gws, "signal") == {"type": "signal", "from": host_peer, "data": data}
+        c.call(sig, "post", 202, path=gopath, token=guest, body={"to": host_peer, "data": None})
+        assert until(host, "signal") == {"type": "signal", "from": guest_peer, "data": None}
+        c.call(sig, "post", 409, path=gopath, code="not_in_room", token=token, body={"to": host_peer, "data": 1})
+        c.call(sig, "post", 404, path=gopath, code="not_found", token=agent_token, body={"to": "pnobody", "data": 1})
+        c.call(sig, "post", 404, path=f"/api/calls/{uuid.uuid4()}/signal", code="not_found", token=agent_token,
+               body={"to": guest_peer, "data": 1})
+        c.call(sig, "post", 400, path=gopath, code="bad_request", token=agent_token, body={"to": host_peer, "data": 1})
+        c.call(sig, "post", 422, path=gopath, token=agent_token, body={"to": guest_peer})
+        c.call(sig, "post", 400, path=gopath, code="bad_request", token=agent_token,  # data goes out as WebSocket text
+               raw=b'{"to":"' + guest_peer.encode() + b'","data":"\xff"}')
+        c.call(sig, "post", 401, path=gopath, code="unauthorized", body={"to": guest_peer, "data": 1})
+        c.json_errors(sig, "post", agent_token, path=gopath)
+        c.idempotency(sig, gopath, agent_token, body={"to": guest_peer, "data": 2}, created=202)
+
+        # the end, and every step after it
+        c.call(end, "put", 403, path=path + "/end", code="forbidden", token=member_token)
+        c.call(end, "put", 404, path=f"{route}/{uuid.uuid4()}/end", code="not_found", token=token)
+        c.call(end, "put", 401, path=path + "/end", code="unauthorized")
+        ended = c.call(end, "put", 200, path=path + "/end", token=agent_token).json()
+        assert ended["status"] == "ended" and ended["started_at"] and ended["duration_s"] >= 0, ended
+        until(host, "peer-left")
+    finally:
+        for client in clients:
+            client.ws.close()
+    assert "ended" in c.call(end, "put", 409, path=path + "/end", code="conflict", token=token).json()["error"]["message"]
+    c.call(item, "put", 409, path=path, code="conflict", token=token, body={"title": "Too late"})
+    c.call(guest_route, "post", 409, path=gpath, code="conflict", body={"name": "Late Guest"})
+    c.call(item, "delete", 409, path=path, code="conflict", token=token)
+    detail = c.call(item, "get", 200, path=path, token=token).json()
+    assert {p["role"] for p in detail["participants"]} == {"host", "guest"}, detail
+    assert all(p["leave_reason"] == "ended" for p in detail["participants"]) and detail["quality"]["samples"] >= 2
+
+    c.call(item, "delete", 403, path=f"{route}/{closed['id']}", code="forbidden", token=member_token)
+    c.call(item, "delete", 404, path=f"{route}/{closed['id']}", code="not_found", token=other["access_token"])
+    c.call(item, "delete", 401, path=f"{route}/{closed['id']}", code="unauthorized")
+    c.call(item, "delete", 204, path=f"{route}/{closed['id']}", token=token)
+    assert c.call(item, "get", 200, path=f"{route}/{closed['id']}", token=token).json()["status"] == "cancelled"
+
+    c.assert_clean()
+    ours = {(p, m) for p, m in IMPLEMENTED if p.startswith(("/api/videocalls", "/api/calls/"))}
+    assert len(ours) == 14, ours
+    missing = {(p, m, s) for p, m, s in c.missing(ours) if s != "429"}  # 429: the rate-limit tests
+    assert not missing, sorted(missing)
+
+
+def test_public_call_routes_rate_limited_answer_conforms(server_factory, spec):
+    """Join info and guest tokens share a budget of 60 requests per minute per client IP; every answer carries the
+    rate-limit headers, and the one over the budget is a conforming 429."""
+    s = server_factory()
+    for i in range(130):
+        r = requests.get(s.http_url + "/api/calls/join/ZZZ-ZZZ-ZZZ", timeout=15)
+        check_response(spec, "/api/calls/join/{code}", "get", r)
+        assert r.headers["X-RateLimit-Limit"] == "60", r.headers
+        if r.status_code == 429:
+            break
+        assert r.status_code == 404, r.text
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited", r.text
+    r = requests.post(s.http_url + f"/api/calls/{uuid.uuid4()}/guest", json={"name": "Late"}, timeout=15)
+    assert r.status_code == 429, r.text
+    check_response(spec, "/api/calls/{id}/guest", "post", r)
 
 
 class RawAnswer:

@@ -56,6 +56,11 @@ def config(fuzz):
       status is acceptable for schema-valid uploads (real images are uploaded in test_openapi.py).
     - NUL characters are not generated: the transport closes the connection on a query string with `%00`
       without answering (docs/rest.md, "Limits of the transport"; also in the document's description).
+    - A dashboard period must run forwards, span at most 366 days and lie in the years 2000 to 2999: rules
+      across `from` and `to` (or on the years of a `format: date`) that a schema does not state, so 422 is
+      acceptable for schema-valid periods (the rules are checked in test_rest_dashboards.py).
+    - A video call list's `from` must not come after its `to`: a rule across two parameters, so 422 is
+      acceptable for schema-valid filters (checked in test_openapi.py).
     - The coverage phase sends no undocumented methods: `unsupported_method` is not checked here.
     """
     return f"""
@@ -76,6 +81,15 @@ parameters = {{ "path.id" = "{fuzz['spare_user_id']}" }}
 [[operations]]
 include-name = ["POST /api/users/{{id}}/avatar", "POST /api/companies/{{id}}/logo"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "415", "429"]
+
+[[operations]]
+include-name = ["GET /api/dashboard/calls/{{companyId}}", "GET /api/dashboard/users/{{companyId}}",
+                "GET /api/dashboard/technical/{{companyId}}"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429"]
+
+[[operations]]
+include-name = "GET /api/videocalls"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429"]
 """
 
 
@@ -93,9 +107,14 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403",
 #   header with an empty value, so an empty key (too short) is sent as a too long one, just as invalid.
 #   Headers of a "missing header" probe stay as they are: editing them would undo the probe.
 # and on schema-valid (positive) requests only, so negative ones stay as generated:
-# - `company_id` of `POST /api/users` must name a live company, for an owner their own (422 otherwise, by
-#   design): a generated string becomes the caller's company.
+# - `company_id` of `POST /api/users` and `POST /api/licenses` must name a live company, for an owner their
+#   own (422 otherwise, by design): a generated string becomes the caller's company.
 # - The settings' `timezone` must be a zone the server knows (422 otherwise): it becomes a real one.
+# - A dashboard's `companyId` becomes the caller's company, so that the fuzzer reaches the dashboards
+#   themselves (a random id is a 404 by design).
+# - A call's `id` (but for cancelling and ending it) becomes a call of the caller's company, and a room
+#   `code` its code, so that the fuzzer reaches the call routes themselves; a `host_id` becomes the caller
+#   (licensed), since another user of the company must exist (422 otherwise, by design).
 HOOKS = """
 import json
 import os
@@ -111,9 +130,10 @@ DOCUMENTED_HEADERS = {"authorization", "content-type", "idempotency-key"}
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
     operation = f"{case.method.upper()} {case.operation.path}"
-    ident = (case.path_parameters or {}).get("id")
-    if isinstance(ident, str):  # path parameters arrive percent-encoded
-        case.path_parameters["id"] = re.sub("%2[0Ff]|%3[Ff]|%[01][0-9A-Fa-f]|%7[Ff]|[/?\\x00-\\x20\\x7f]", "_", ident)
+    for name in ("id", "companyId"):
+        ident = (case.path_parameters or {}).get(name)
+        if isinstance(ident, str):  # path parameters arrive percent-encoded
+            case.path_parameters[name] = re.sub("%2[0Ff]|%3[Ff]|%[01][0-9A-Fa-f]|%7[Ff]|[/?\\x00-\\x20\\x7f]", "_", ident)
     for name, value in list((case.query or {}).items()):
         if isinstance(value, str) and ("\\r" in value or "\\n" in value):
             case.query[name] = value.replace("\\r", " ").replace("\\n", " ")
@@ -129,9 +149,20 @@ def before_call(ctx, case, **kwargs):
             case.headers["Idempotency-Key"] = uuid.uuid4().hex
 
     meta = case.meta
+    if meta is not None and meta.generation.mode.is_positive and case.operation.path.startswith("/api/dashboard/"):
+        case.path_parameters["companyId"] = FUZZ["company_id"]
+    if meta is not None and meta.generation.mode.is_positive and case.operation.path.startswith(("/api/videocalls/",
+                                                                                              "/api/calls/")):
+        if "code" in (case.path_parameters or {}):
+            case.path_parameters["code"] = FUZZ["call_code"]
+        elif "id" in (case.path_parameters or {}) and operation not in ("DELETE /api/videocalls/{id}",
+                                                                       "PUT /api/videocalls/{id}/end"):
+            case.path_parameters["id"] = FUZZ["call_id"]
     if meta is None or not meta.generation.mode.is_positive or not isinstance(case.body, dict):
         return
-    if operation == "POST /api/users" and isinstance(case.body.get("company_id"), str):
+    if operation in ("POST /api/videocalls", "PUT /api/videocalls/{id}") and isinstance(case.body.get("host_id"), str):
+        case.body["host_id"] = FUZZ["user_id"]
+    if operation in ("POST /api/users", "POST /api/licenses") and isinstance(case.body.get("company_id"), str):
         case.body["company_id"] = FUZZ["company_id"]
     if operation == "PUT /api/companies/{id}/settings" and isinstance(case.body.get("timezone"), str):
         case.body["timezone"] = "Europe/Berlin"
@@ -158,8 +189,18 @@ def fuzz_target(tmp_path):
                                json={"email": f"spare-{uuid.uuid4().hex[:10]}@example.com", "name": "Spare",
                                      "role": "member"})
         assert member.status_code == 201, member.text
+        # the owner hosts calls: a license, and a call for the call routes
+        auth = {"Authorization": f"Bearer {token}"}
+        lic = requests.post(s.http_url + "/api/licenses", timeout=15, headers=auth, json={"name": "Fuzz", "seats": 1})
+        assert lic.status_code == 201, lic.text
+        assigned = requests.put(s.http_url + f"/api/licenses/{lic.json()['id']}/assign", timeout=15, headers=auth,
+                                json={"user_id": doc["user"]["id"]})
+        assert assigned.status_code == 200, assigned.text
+        made = requests.post(s.http_url + "/api/videocalls", timeout=15, headers=auth, json={"title": "Fuzz call"})
+        assert made.status_code == 201, made.text
         fuzz = {"company_id": doc["company"]["id"], "user_id": doc["user"]["id"], "session_id": claims(token)["sid"],
-                "spare_session_id": claims(spare.json()["access_token"])["sid"], "spare_user_id": member.json()["id"]}
+                "spare_session_id": claims(spare.json()["access_token"])["sid"], "spare_user_id": member.json()["id"],
+                "call_id": made.json()["id"], "call_code": made.json()["code"]}
         yield s, token, fuzz
     finally:
         s.stop()

@@ -87,28 +87,51 @@ def test_missing_unknown_or_mistyped_is_bad_request(pair, msg, ref):
 
 
 UNSUPPORTED = [
-    {"type": "quality", "stats": {"rtt_ms": 20, "jitter_ms": 3, "loss_pct": 0.1, "bitrate_kbps": 900}},
+    {"type": "presence", "state": "away"},
+    {"type": "subscribe", "presence": ["u1"]},
+    {"type": "subscribe", "company": "c1"},
+]
+# Host actions are for stored calls: an open room has no host.
+HOST_ACTIONS = [
     {"type": "admit", "peer": "PEER"},
     {"type": "kick", "peer": "PEER"},
     {"type": "call", "action": "start"},
     {"type": "call", "action": "lock"},
-    {"type": "presence", "state": "away"},
-    {"type": "subscribe", "presence": ["u1"]},
-    {"type": "subscribe", "company": "c1"},
 ]
 
 
 @pytest.mark.parametrize("msg", UNSUPPORTED, ids=[f"{m['type']}-{i}" for i, m in enumerate(UNSUPPORTED)])
 def test_not_yet_supported_types_are_bad_request(pair, msg):
     a, b, ida, idb = pair
-    msg = {k: (idb if v == "PEER" else v) for k, v in msg.items()}
     msg["ref"] = "unsupported"
     a.send(msg)
     err = expect(a, "error")
     check_error(err, "bad_request", "unsupported")
     assert "not supported" in err["message"], err
+    quiet(b, within=0.1)
+    probe(a, b, ida, "3")
+
+
+@pytest.mark.parametrize("msg", HOST_ACTIONS, ids=[f"{m['type']}-{i}" for i, m in enumerate(HOST_ACTIONS)])
+def test_host_actions_in_an_open_room_are_forbidden(pair, msg):
+    a, b, ida, idb = pair
+    msg = {k: (idb if v == "PEER" else v) for k, v in msg.items()}
+    msg["ref"] = "host"
+    a.send(msg)
+    err = expect(a, "error")
+    check_error(err, "forbidden", "host")
+    assert "open rooms have no host" in err["message"], err
     quiet(b, within=0.1)  # a kick did not kick, an admit did not admit
     probe(a, b, ida, "3")
+
+
+def test_quality_in_an_open_room_is_acknowledged_not_stored(pair):
+    a, b, ida, idb = pair
+    a.send({"type": "quality", "stats": {"rtt_ms": 20, "jitter_ms": 3, "loss_pct": 0.1, "bitrate_kbps": 900}, "ref": "q"})
+    assert expect(a, "ack") == {"type": "ack", "ref": "q"}
+    quiet(b, within=0.1)  # nobody hosts an open room
+    a.send({"type": "quality", "stats": {"loss_pct": 101}, "ref": "q2"})
+    check_error(expect(a, "error"), "bad_request", "q2")
 
 
 def test_binary_frame_is_bad_request_and_not_executed(pair):

@@ -15,16 +15,42 @@ public struct GatewayConfiguration: Sendable {
     public var messagesPerSecond = 100.0
     /// Error replies a connection may provoke in quick succession before it is closed with 1008.
     public var errorBudget = 30
+    /// Seconds a stored call's room may stay empty before the call ends (PROTOCOL.md 3: default 60).
+    public var callIdleGrace = 60.0
 
     public init() {}
 }
 
 /// Store work that finished on a store thread, handed back to the service thread.
 enum Completion: Sendable {
-    case historyLoaded(RoomCode, Result<[ChatMessage], any Error>)
+    /// A room about to open: its stored call (nil: none has this code) and chat history.
+    case roomLoaded(RoomCode, Result<RoomLoad, any Error>)
+    /// A host's `call` action, stored (or refused by the store).
+    case callActionStored(SessionID, ref: String?, Result<StoredCallChange, any Error>)
+    /// A store write a request waits for before its `ack`.
+    case stored(SessionID, ref: String?, what: String, Result<Void, any Error>)
+    /// Work for the service thread from a REST worker (`LiveCalls`).
+    case live(@Sendable (Gateway) -> Void)
     case chatStored(ChatMessage, sender: SessionID, ref: String?, Result<Void, any Error>)
     case httpResponse(ConnectionID, RestResponse, started: Double, method: String, path: String)
     case authenticated(SessionID, ref: String?, Result<WebSocketIdentity, APIError>)
+}
+
+/// What the store gives a room that opens.
+struct RoomLoad: Sendable {
+    var opening: CallOpening?
+    var history: [ChatMessage]
+}
+
+/// A stored call after a change, with its company's recording permission.
+struct StoredCallChange: Sendable {
+    var call: VideoCall
+    var recordingAllowed: Bool
+
+    var policy: CallPolicy {
+        CallPolicy(callID: call.id, companyID: call.companyId, hostUserID: call.hostId, guestAccess: call.guestAccess,
+                   lobby: call.lobby, maxParticipants: call.maxParticipants, recordingAllowed: recordingAllowed)
+    }
 }
 
 /// A locked queue from store threads to the service thread.
@@ -56,12 +82,19 @@ public final class Gateway: SignalHandler {
         /// The authenticated user (from `?token=` or `hello`), or nil for an anonymous connection.
         var user: User?
         var userJSON: [UInt8]?
+        /// The guest of a guest token.
+        var guest: GuestPass?
+        /// Whether the user holds an assigned, unexpired license (checked when the token was).
+        var licensed = false
         /// While a token is being checked: the frames that arrived meanwhile, handled in order afterwards.
         var framesWhileAuthenticating: [[UInt8]]?
 
-        /// Authenticated users join open rooms as members; anonymous connections as guests. (Hosts come
-        /// with stored calls.)
-        var role: Role { user == nil ? .guest : .member }
+        /// Who this connection is when it joins a room.
+        var joiner: Joiner {
+            if let user { return .user(id: user.id, companyID: user.companyId, licensed: licensed) }
+            if let guest { return .guest(callID: guest.callID, guestID: guest.guestID) }
+            return .anonymous
+        }
 
         init(id: SessionID, connection: ConnectionID, now: Double, configuration: GatewayConfiguration) {
             self.id = id
@@ -81,30 +114,47 @@ public final class Gateway: SignalHandler {
 
     public let configuration: GatewayConfiguration
     public let server: SignalServer
-    private let rooms: RoomDirectory
+    let rooms: RoomDirectory
     private let store: any ChatStore
-    private let rest: RestBridge
-    private let logger: Logger
-    private let inbox = Inbox()
+    let calls: any CallStore
+    private let accounts: any AccountStore
+    let rest: RestBridge
+    /// Store work of the live calls, one at a time and in order: room loads, host actions, participants'
+    /// joins and leaves, automatic status steps, kicks, ends of idle calls.
+    let callWork: OperationQueue
+    /// Stored calls whose rooms emptied: when their grace period ends (monotonic seconds), they end.
+    private var idleCalls: [String: (emptiedAt: Date, deadline: Double)] = [:]
+    let logger: Logger
+    let inbox = Inbox()
     private var sessions: [SessionID: Session] = [:]
     private var pendingJoins: [RoomCode: [PendingJoin]] = [:]
     private var shuttingDown = false
     private var now = 0.0
     private var metrics = GatewayMetrics()
 
-    public init(configuration: GatewayConfiguration, store: any ChatStore, rest: RestBridge, logger: Logger) {
+    public init(configuration: GatewayConfiguration, store: any ChatStore, calls: any CallStore,
+                accounts: any AccountStore, rest: RestBridge, logger: Logger)
+    {
         self.configuration = configuration
         self.store = store
+        self.calls = calls
+        self.accounts = accounts
         self.logger = logger
         self.rest = rest
         server = SignalServer(configuration: configuration.signal, logger: logger)
         rooms = RoomDirectory(limits: configuration.limits, openRooms: configuration.openRooms)
+        let queue = OperationQueue()
+        queue.name = "switchboard.calls"
+        queue.maxConcurrentOperationCount = 1
+        callWork = queue
         server.setHandler(self)
+        rest.attach(live: LiveCallsPort(gateway: self))
     }
 
     /// Serves until SIGTERM/SIGINT (or `server.requestShutdown()`), then waits for the store's writes.
     public func run() throws {
         try server.run()
+        callWork.waitUntilAllOperationsAreFinished()
         try store.close()
         logger.info("stopped")
     }
@@ -148,7 +198,12 @@ public final class Gateway: SignalHandler {
         case .success(let identity):
             session.user = identity.user
             session.userJSON = identity.userJSON
-            logger.debug("authenticated", metadata: ["connection": "\(session.connection)", "user": "\(identity.user.id)"])
+            session.guest = identity.guest
+            session.licensed = identity.licensed
+            logger.debug("authenticated", metadata: [
+                "connection": "\(session.connection)",
+                "user": "\(identity.user?.id ?? identity.guest.map { "guest " + $0.guestID } ?? "-")",
+            ])
             sendWelcome(session)
             for frame in waiting {
                 guard sessions[sessionID] != nil else { break }
@@ -211,6 +266,7 @@ public final class Gateway: SignalHandler {
         logger.debug("disconnected", metadata: ["connection": "\(id)", "cause": "\(cause)"])
         let deliveries = rooms.leave(session.id, reason: cause == .idle ? .timeout : .left)
         if !shuttingDown { deliver(deliveries) }
+        flushEffects()
     }
 
     public func httpRequest(_ id: ConnectionID, _ request: HTTPRequestMessage) {
@@ -228,8 +284,11 @@ public final class Gateway: SignalHandler {
                 return
             }
             fields[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            let callRooms = rooms.liveCallIDs.compactMap { rooms.snapshot(callID: $0) }
             let text = metrics.render(.init(connections: server.connectionCount, rooms: rooms.roomCount,
-                                            roomMembers: rooms.memberCount, queuedBytes: server.queuedBytes))
+                                            roomMembers: rooms.memberCount, callRooms: callRooms.count,
+                                            lobbyWaiting: callRooms.reduce(0) { $0 + $1.lobby.count },
+                                            queuedBytes: server.queuedBytes))
             metrics.httpResponses[2, default: 0] += 1
             server.respond(id, with: HTTPResponseMessage(status: .ok, headerFields: fields, body: Array(text.utf8)))
             return
@@ -245,8 +304,20 @@ public final class Gateway: SignalHandler {
     public func wake() {
         for completion in inbox.drain() {
             switch completion {
-            case .historyLoaded(let code, let result):
+            case .roomLoaded(let code, let result):
                 finishJoins(code, result)
+            case .callActionStored(let sessionID, let ref, let result):
+                finishCallAction(sessionID, ref: ref, result)
+            case .stored(let sessionID, let ref, let what, let result):
+                guard let session = sessions[sessionID] else { continue }
+                switch result {
+                case .success: acknowledge(ref, session)
+                case .failure(let error):
+                    logger.error("\(what) not stored", metadata: ["error": "\(error)"])
+                    refuse(session, ProtocolError(.internal, "the \(what) could not be stored", ref: ref))
+                }
+            case .live(let work):
+                work(self)
             case .authenticated(let sessionID, let ref, let result):
                 finishAuthentication(sessionID, ref: ref, result)
             case .httpResponse(let id, let response, let started, let method, let path):
@@ -272,9 +343,12 @@ public final class Gateway: SignalHandler {
                 }
             }
         }
+        flushEffects()
     }
 
-    public func tick(now: Double) {}
+    public func tick(now: Double) {
+        endIdleCalls(now: now)
+    }
 
     public func shutdownRequested() {
         shuttingDown = true
@@ -299,24 +373,24 @@ public final class Gateway: SignalHandler {
 
             case .join(let text, let name):
                 let code = try rooms.resolve(code: text)
-                guard let given = name ?? session.user?.name else { throw ProtocolError.badRequest("missing field 'name'") }
+                // A guest token carries the guest's name; users default to their own.
+                guard let given = session.guest?.name ?? name ?? session.user?.name else {
+                    throw ProtocolError.badRequest("missing field 'name'")
+                }
                 let name = try rooms.validateName(given)
                 if session.joinPending || rooms.room(of: session.id) != nil {
                     throw ProtocolError(.conflict, "already in a room; leave it first")
                 }
                 if rooms.isLive(code) {
-                    deliver(try rooms.join(session.id, code: code, name: name, role: session.role, ref: ref))
+                    deliver(try rooms.join(session.id, code: code, name: name, joiner: session.joiner, ref: ref,
+                                           opening: nil))
+                    flushEffects()
                 } else {
-                    // The room's chat history comes from the store before the room opens.
+                    // The room's stored call and chat history come from the store before the room opens.
                     session.joinPending = true
                     let first = pendingJoins[code] == nil
                     pendingJoins[code, default: []].append(PendingJoin(session: session.id, name: name, ref: ref))
-                    if first {
-                        store.recentChat(room: code.key, limit: configuration.limits.chatHistory) { [inbox, server] result in
-                            inbox.post(.historyLoaded(code, result))
-                            server.wakeUp()
-                        }
-                    }
+                    if first { loadRoom(code) }
                 }
 
             case .leave:
@@ -324,6 +398,7 @@ public final class Gateway: SignalHandler {
                     throw ProtocolError(.notInRoom, "not in a room")
                 }
                 deliver(rooms.leave(session.id, reason: .left))
+                flushEffects()
                 acknowledge(ref, session)
 
             case .signal(let to, let dataRange):
@@ -351,6 +426,44 @@ public final class Gateway: SignalHandler {
                 deliver(try rooms.typing(from: session.id, on: on))
                 acknowledge(ref, session)
 
+            case .quality(let stats):
+                switch try rooms.quality(from: session.id, stats) {
+                case .dropped:
+                    acknowledge(ref, session)
+                case .accepted(let callID, let peer, let deliveries):
+                    metrics.qualitySamplesKept += 1
+                    deliver(deliveries)
+                    guard let callID else {
+                        acknowledge(ref, session)
+                        break
+                    }
+                    let sessionID = session.id, at = Timestamp.now()
+                    onCallWork { [calls] in
+                        .stored(sessionID, ref: ref, what: "quality sample",
+                                Result { try calls.addQualitySample(callID: callID, peerID: peer.rawValue, stats, at: at) })
+                    }
+                }
+
+            case .admit(let peer):
+                deliver(try rooms.admit(session.id, peer: peer, ref: ref))
+                flushEffects()
+
+            case .kick(let peer):
+                deliver(try rooms.kick(session.id, peer: peer, ref: ref))
+                flushEffects()
+
+            case .call(let action):
+                let (callID, userID) = try rooms.authorize(session.id, action: action)
+                let sessionID = session.id
+                onCallWork { [calls, accounts] in
+                    .callActionStored(sessionID, ref: ref, Result {
+                        let now = Timestamp.now()
+                        let call = try calls.transitionCall(id: callID, action, actorID: userID, at: now, now: now)
+                        let allowed = try accounts.company(id: call.companyId)?.recordingAllowed ?? false
+                        return StoredCallChange(call: call, recordingAllowed: allowed)
+                    })
+                }
+
             case .unsupported(let type):
                 throw ProtocolError.badRequest("'\(type)' is not supported by this server yet")
             }
@@ -361,24 +474,134 @@ public final class Gateway: SignalHandler {
         }
     }
 
-    private func finishJoins(_ code: RoomCode, _ result: Result<[ChatMessage], any Error>) {
+    /// Loads what a room needs before it opens: the stored call of a call code (with its bans and its
+    /// company's recording permission) and the chat history.
+    private func loadRoom(_ code: RoomCode) {
+        let historyLimit = configuration.limits.chatHistory
+        onCallWork { [calls, accounts, store] in
+            .roomLoaded(code, Result {
+                var opening: CallOpening?
+                if code.isCallCode, let call = try calls.call(codeKey: code.key) {
+                    let allowed = try accounts.company(id: call.companyId)?.recordingAllowed ?? false
+                    let change = StoredCallChange(call: call, recordingAllowed: allowed)
+                    opening = CallOpening(call: call.status(participants: 0), policy: change.policy,
+                                          bans: try calls.bans(callID: call.id), history: [])
+                }
+                return RoomLoad(opening: opening, history: try store.recentChat(room: code.key, limit: historyLimit))
+            })
+        }
+    }
+
+    private func finishJoins(_ code: RoomCode, _ result: Result<RoomLoad, any Error>) {
         guard let waiting = pendingJoins.removeValue(forKey: code) else { return }
-        let history: [ChatMessage]
+        var load: RoomLoad?
+        var failure: ProtocolError?
         switch result {
-        case .success(let messages):
-            history = messages
+        case .success(var loaded):
+            if loaded.opening == nil, !configuration.openRooms {
+                failure = ProtocolError(.notFound, "no call has the code '\(code.display)'")
+            }
+            loaded.opening?.history = loaded.history
+            load = loaded
         case .failure(let error):
-            logger.error("chat history not loaded", metadata: ["room": "\(code.key)", "error": "\(error)"])
-            history = []
+            logger.error("room not loaded", metadata: ["room": "\(code.key)", "error": "\(error)"])
+            failure = ProtocolError(.internal, "the call could not be loaded; try again")
         }
         for pending in waiting {
             guard let session = sessions[pending.session] else { continue }
             session.joinPending = false
-            do {
-                deliver(try rooms.join(session.id, code: code, name: pending.name, role: session.role, ref: pending.ref,
-                                       history: history))
+            do throws(ProtocolError) {
+                if var failure {
+                    failure.ref = pending.ref
+                    throw failure
+                }
+                if let callID = load?.opening?.policy.callID { idleCalls.removeValue(forKey: callID) }
+                deliver(try rooms.join(session.id, code: code, name: pending.name, joiner: session.joiner,
+                                       ref: pending.ref, opening: rooms.isLive(code) ? nil : load?.opening,
+                                       history: load?.history ?? []))
             } catch {
+                var error = error
+                if error.ref == nil { error.ref = pending.ref }
                 refuse(session, error)
+            }
+        }
+        flushEffects()
+    }
+
+    /// A host's `call` action came back from the store: the room takes it (everyone gets `call`), then `ack`.
+    private func finishCallAction(_ sessionID: SessionID, ref: String?, _ result: Result<StoredCallChange, any Error>) {
+        switch result {
+        case .success(let change):
+            metrics.callActions += 1
+            deliver(rooms.update(callID: change.call.id, call: change.call.status(participants: 0), policy: change.policy))
+            flushEffects()
+            if let session = sessions[sessionID] { acknowledge(ref, session) }
+        case .failure(let error):
+            guard let session = sessions[sessionID] else { return }
+            if let refused = error as? CallTransitionError {
+                refuse(session, ProtocolError(.conflict, refused.message, ref: ref))
+            } else {
+                logger.error("call action not stored", metadata: ["error": "\(error)"])
+                refuse(session, ProtocolError(.internal, "the change could not be stored", ref: ref))
+            }
+        }
+    }
+
+    /// Runs store work on the call queue; its result comes back through the inbox.
+    func onCallWork(_ work: @escaping @Sendable () -> Completion) {
+        callWork.addOperation { [inbox, server] in
+            inbox.post(work())
+            server.wakeUp()
+        }
+    }
+
+    /// Hands what the rooms did to the store, in order, on the call queue.
+    func flushEffects() {
+        for effect in rooms.takeEffects() {
+            switch effect {
+            case .transition(let callID, let action, let at):
+                callWork.addOperation { [calls, logger] in
+                    do {
+                        _ = try calls.transitionCall(id: callID, action, actorID: nil, at: at, now: Timestamp.now())
+                    } catch {
+                        // The call changed meanwhile (ended over REST): the live room hears of it separately.
+                        logger.debug("automatic call step not stored", metadata: ["call": "\(callID)", "error": "\(error)"])
+                    }
+                }
+            case .participantJoined(let callID, let peer, let name, let role, let userID, let at):
+                let participant = CallParticipant(callId: callID, userId: userID, peerId: peer.rawValue, displayName: name,
+                                                  role: role, joinedAt: at)
+                storeQuietly("participant join") { [calls] in try calls.recordJoin(participant) }
+            case .participantLeft(let callID, let peer, let reason, let at):
+                storeQuietly("participant leave") { [calls] in
+                    try calls.recordLeave(callID: callID, peerID: peer.rawValue, reason: reason.rawValue, at: at)
+                }
+            case .banned(let callID, let credential):
+                storeQuietly("kick") { [calls] in try calls.ban(callID: callID, credential: credential, now: Timestamp.now()) }
+            case .emptied(let callID, _, let at):
+                idleCalls[callID] = (at, Self.monotonicNow() + configuration.callIdleGrace)
+            }
+        }
+    }
+
+    private func storeQuietly(_ what: String, _ work: @escaping @Sendable () throws -> Void) {
+        callWork.addOperation { [logger] in
+            do { try work() } catch { logger.error("\(what) not stored", metadata: ["error": "\(error)"]) }
+        }
+    }
+
+    /// Ends the stored calls whose rooms stayed empty for the grace period; `ended_at` is when they emptied.
+    private func endIdleCalls(now: Double) {
+        for (callID, idle) in idleCalls where idle.deadline <= now {
+            idleCalls.removeValue(forKey: callID)
+            guard rooms.snapshot(callID: callID) == nil else { continue }
+            callWork.addOperation { [calls, logger] in
+                do {
+                    _ = try calls.transitionCall(id: callID, .end, actorID: nil, at: idle.emptiedAt, now: Timestamp.now())
+                    logger.info("idle call ended", metadata: ["call": "\(callID)"])
+                } catch {
+                    logger.debug("idle call not ended", metadata: ["call": "\(callID)", "error": "\(error)"])
+                }
             }
         }
     }
@@ -405,7 +628,7 @@ public final class Gateway: SignalHandler {
         server.send(frame, to: connection)
     }
 
-    private func deliver(_ deliveries: [Delivery]) {
+    func deliver(_ deliveries: [Delivery]) {
         for delivery in deliveries {
             let frame = OutgoingFrame(bytesWithHeadroom: delivery.message.encode(headroom: OutgoingFrame.headroom),
                                       droppable: delivery.message.isDroppable)
@@ -416,6 +639,11 @@ public final class Gateway: SignalHandler {
     }
 
     // MARK: - Helpers
+
+    /// Distinct users of a company with a WebSocket open now.
+    func usersOnline(companyID: String) -> Int {
+        Set(sessions.values.compactMap { $0.user?.companyId == companyID ? $0.user?.id : nil }).count
+    }
 
     static func queryValue(_ name: String, in query: String) -> String? {
         for pair in query.split(separator: "&") {

@@ -6,6 +6,8 @@ struct GatewayMetrics {
     var messagesReceived = 0
     var signalsRelayed = 0
     var chatMessagesStored = 0
+    var qualitySamplesKept = 0
+    var callActions = 0
     var errorsSent: [ErrorCode: Int] = [:]
     var connectionsOpened = 0
     var httpResponses: [Int: Int] = [:]  // by status class (2, 3, 4, 5)
@@ -15,6 +17,8 @@ struct GatewayMetrics {
         let connections: Int
         let rooms: Int
         let roomMembers: Int
+        let callRooms: Int
+        let lobbyWaiting: Int
         let queuedBytes: Int
     }
 
@@ -29,6 +33,12 @@ struct GatewayMetrics {
                [("", connectionsOpened)])
         metric("switchboard_rooms", "gauge", "Live rooms.", [("", gauges.rooms)])
         metric("switchboard_room_members", "gauge", "Sessions in rooms.", [("", gauges.roomMembers)])
+        metric("switchboard_call_rooms", "gauge", "Live rooms of stored video calls.", [("", gauges.callRooms)])
+        metric("switchboard_lobby_waiting", "gauge", "Guests waiting in call lobbies.", [("", gauges.lobbyWaiting)])
+        metric("switchboard_quality_samples_total", "counter", "Quality samples kept (WebSocket).",
+               [("", qualitySamplesKept)])
+        metric("switchboard_call_actions_total", "counter", "Host call actions stored (WebSocket).",
+               [("", callActions)])
         metric("switchboard_outgoing_queue_bytes", "gauge", "Bytes waiting in all outgoing queues.",
                [("", gauges.queuedBytes)])
         metric("switchboard_ws_messages_received_total", "counter", "WebSocket messages received.",

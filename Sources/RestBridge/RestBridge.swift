@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Logging
 import Store
+import Rooms
 
 /// An HTTP response as the REST bridge produces it.
 public struct RestResponse: Sendable {
@@ -87,6 +88,15 @@ public struct RestConfiguration: Sendable {
     public var maxUploadBytes = 2 << 20
     /// How long the set-password token of an invitation (`POST /api/users` without a password) works.
     public var invitationLifetime: TimeInterval = 7 * 24 * 3600
+    /// The origin of the call page in join URLs (`https://calls.example.com`); nil: `http://` + the request's
+    /// `Host`.
+    public var publicURL: String?
+    /// How long a guest token (`POST /api/calls/{id}/guest`) works, in seconds.
+    public var guestTokenLifetime = 2 * 3600
+    /// Requests per minute per client IP on the public call routes (join info, guest tokens).
+    public var publicCallRateLimit = 60
+    /// The largest `data` of `POST /api/calls/{id}/signal`: the WebSocket's message limit.
+    public var maxSignalBytes = 64 * 1024
     /// The largest request body the transport must let through: an upload plus room for multipart framing.
     /// JSON bodies stay limited to 1 MiB by `RestRequest.decode`.
     public var maxRequestBodyBytes: Int { maxUploadBytes + 64 * 1024 }
@@ -110,6 +120,8 @@ public final class RestBridge: Sendable {
     private let logger: Logger
     /// The live side of calls (the gateway), for the routes that read or change live rooms.
     let live = LiveCallsLink()
+    /// Licenses, for the WebSocket's host check.
+    let licenseStore: any LicenseStore
 
     struct StaticFile: Sendable {
         let contentType: String
@@ -124,6 +136,7 @@ public final class RestBridge: Sendable {
     {
         self.isReady = isReady
         self.logger = logger
+        licenseStore = licenses
         self.idempotency = idempotency
         userReads = RateLimiter(limit: configuration.userReadRateLimit, window: 60)
         userWrites = RateLimiter(limit: configuration.userWriteRateLimit, window: 60)
@@ -150,6 +163,19 @@ public final class RestBridge: Sendable {
                         uploads: UploadDirectory(url: configuration.uploadsDirectory),
                         maxUploadBytes: configuration.maxUploadBytes,
                         invitationLifetime: configuration.invitationLifetime, logger: logger)
+            .register(on: router)
+        DashboardRoutes(dashboards: dashboards, accounts: accounts, live: live).register(on: router)
+        SearchRoutes(dashboards: dashboards).register(on: router)
+        LicenseRoutes(licenses: licenses, accounts: accounts, logger: logger).register(on: router)
+        ReviewRoutes(reviews: reviews, logger: logger).register(on: router)
+        CommentRoutes(reviews: reviews, logger: logger).register(on: router)
+        let videoCalls = VideoCallRoutes(calls: calls, accounts: accounts, licenses: licenses, live: live,
+                                         publicURL: configuration.publicURL, logger: logger)
+        videoCalls.register(on: router)
+        LiveCallRoutes(videoCalls: videoCalls, accounts: accounts, signer: signer,
+                       guestTokenLifetime: configuration.guestTokenLifetime,
+                       publicLimit: RateLimiter(limit: configuration.publicCallRateLimit, window: 60),
+                       maxSignalBytes: configuration.maxSignalBytes)
             .register(on: router)
     }
 
@@ -190,7 +216,7 @@ public final class RestBridge: Sendable {
         }
         workers.addOperation { [self] in
             // Whole milliseconds: the precision the store keeps, so a response and a later read agree.
-            let now = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+            let now = Timestamp.now()
             respond(route(request, now: now).adding(cors))
         }
     }
@@ -333,10 +359,11 @@ public final class RestBridge: Sendable {
                         auth = try authenticator.authenticate(token, now: now)
                     }
                 }
-                if let auth, route.rateLimit == nil {
-                    // Routes without a limit of their own: reads and writes per user (generous, configurable).
+                if route.rateLimit == nil, let caller = auth.map({ "user:" + $0.user.id }) ?? guest.map({ "guest:" + $0.guestID }) {
+                    // Routes without a limit of their own: reads and writes per user or guest (generous,
+                    // configurable).
                     let isRead = request.method == .get || request.method == .head
-                    try enforce(isRead ? userReads : userWrites, "user:" + auth.user.id)
+                    try enforce(isRead ? userReads : userWrites, caller)
                 }
                 var response = try respondIdempotently(request, auth: auth, now: now) {
                     try route.handler(request, RouteContext(auth: auth, guest: guest, now: now))

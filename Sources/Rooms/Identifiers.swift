@@ -30,9 +30,17 @@ public enum RandomID {
 
 /// RFC 3339 timestamps in UTC with milliseconds, as the wire and the store use them.
 public enum Timestamp {
+    /// Now, in whole milliseconds: the precision the store keeps, so what a room says and a later read agree.
+    public static func now() -> Date {
+        Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+    }
+
+    /// Rounded to the nearest millisecond, as the REST encoder and the store do, so every door shows the same
+    /// time.
     public static func rfc3339(_ date: Date) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
-        let millis = Int((date.timeIntervalSince1970 - Double(seconds)) * 1000)
+        let totalMillis = (date.timeIntervalSince1970 * 1000).rounded()
+        var seconds = time_t((totalMillis / 1000).rounded(.down))
+        let millis = Int(totalMillis - Double(seconds) * 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         func pad(_ value: Int32, _ width: Int) -> String {

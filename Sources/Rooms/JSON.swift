@@ -403,6 +403,15 @@ public struct JSONWriter {
         bytes.append(contentsOf: String(value).utf8)
     }
 
+    /// A finite number: whole numbers without a fraction, others in Swift's shortest round-trip form.
+    public mutating func number(_ value: Double) {
+        if value.rounded() == value, abs(value) < 1e15 {
+            int(Int(value))
+        } else {
+            bytes.append(contentsOf: String(value).utf8)
+        }
+    }
+
     public mutating func bool(_ value: Bool) {
         if value { raw("true") } else { raw("false") }
     }

@@ -37,12 +37,25 @@ public struct ChatMessage: Equatable, Sendable {
 }
 
 /// Life cycle of a call (PROTOCOL.md 3, Calls).
-public enum CallState: String, Sendable {
+public enum CallState: String, Sendable, Codable, CaseIterable {
     case scheduled, waiting, active, ended, cancelled
 }
 
 /// The call status object every member sees in `joined.call` and `call` events.
 public struct CallStatus: Equatable, Sendable {
+    public init(id: String, code: String, status: CallState, startedAt: Date?, endedAt: Date?, participants: Int,
+                recording: Bool, locked: Bool)
+    {
+        self.id = id
+        self.code = code
+        self.status = status
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.participants = participants
+        self.recording = recording
+        self.locked = locked
+    }
+
     public var id: String
     public var code: String
     public var status: CallState
@@ -63,6 +76,12 @@ public enum ClientMessage: Equatable, Sendable {
     case signal(to: String, data: Range<Int>)
     case chat(text: String)
     case typing(on: Bool)
+    /// A quality sample, validated for ranges.
+    case quality(QualityStats)
+    /// Host actions.
+    case admit(peer: String)
+    case kick(peer: String)
+    case call(action: CallAction)
     /// A message of the contract this server does not implement yet.
     case unsupported(type: String)
 }
@@ -125,7 +144,20 @@ public struct ClientRequest: Equatable, Sendable {
             return .chat(text: try fields.string("text"))
         case "typing":
             return .typing(on: try fields.bool("on"))
-        case "quality", "admit", "kick", "call", "presence", "subscribe":
+        case "quality":
+            return .quality(try fields.qualityStats("stats"))
+        case "admit":
+            return .admit(peer: try fields.string("peer"))
+        case "kick":
+            return .kick(peer: try fields.string("peer"))
+        case "call":
+            let text = try fields.string("action")
+            let allowed: [CallAction] = [.start, .end, .lock, .unlock, .recordStart, .recordStop]
+            guard let action = CallAction(rawValue: text), allowed.contains(action) else {
+                throw .badRequest("'action' must be one of start, end, lock, unlock, record-start, record-stop")
+            }
+            return .call(action: action)
+        case "presence", "subscribe":
             return .unsupported(type: type)
         default:
             let shown = type.count > 32 ? String(type.prefix(32)) + "…" : type
@@ -154,6 +186,28 @@ struct FieldReader {
         return text
     }
 
+    /// `stats` of a quality sample: an object of numbers in their ranges (PROTOCOL.md 3); other keys are
+    /// ignored.
+    func qualityStats(_ name: String) throws(ProtocolError) -> QualityStats {
+        guard let value = fields[name] else { throw .badRequest("missing field '\(name)'") }
+        guard case .object(let object) = value else {
+            throw .badRequest("field '\(name)' must be an object, got \(value.typeName)")
+        }
+        func number(_ key: String) throws(ProtocolError) -> Double? {
+            guard let value = object[key], value != .null else { return nil }
+            guard case .number(let number) = value else {
+                throw .badRequest("'\(name).\(key)' must be a number, got \(value.typeName)")
+            }
+            return number
+        }
+        let stats = QualityStats(rttMs: try number("rtt_ms"), jitterMs: try number("jitter_ms"),
+                                 lossPct: try number("loss_pct"), bitrateKbps: try number("bitrate_kbps"))
+        if let (key, message) = stats.problems.sorted(by: { $0.key < $1.key }).first {
+            throw .badRequest(key == "stats" ? "'\(name)' \(message)" : "'\(name).\(key)' \(message)")
+        }
+        return stats
+    }
+
     func bool(_ name: String) throws(ProtocolError) -> Bool {
         guard let value = fields[name] else { throw .badRequest("missing field '\(name)'") }
         guard case .bool(let flag) = value else {
@@ -174,13 +228,21 @@ public enum ServerMessage: Sendable {
     case chat(ChatMessage, ref: String?)
     case typing(from: PeerID, on: Bool)
     case call(CallStatus)
+    /// To a guest who waits in the lobby.
+    case lobby(room: String, ref: String?)
+    /// To the hosts: someone waits in the lobby.
+    case lobbyWaiting(room: String, peer: PeerID, name: String)
+    /// To the hosts: a member's quality sample.
+    case quality(peer: PeerID, stats: QualityStats)
     case ack(ref: String)
     case error(ProtocolError)
 
     /// Messages that a slow consumer may lose first (never `signal` or `chat`).
     public var isDroppable: Bool {
-        if case .typing = self { return true }
-        return false
+        switch self {
+        case .typing, .quality: true
+        default: false
+        }
     }
 
     /// The JSON text, after `headroom` reserved bytes.
@@ -243,6 +305,36 @@ public enum ServerMessage: Sendable {
             out.raw("{\"type\":\"call\",\"call\":")
             Self.writeCall(status, into: &out)
             out.raw("}")
+        case .lobby(let room, let ref):
+            out.raw("{\"type\":\"lobby\",\"room\":")
+            out.string(room)
+            if let ref {
+                out.raw(",\"ref\":")
+                out.string(ref)
+            }
+            out.raw("}")
+        case .lobbyWaiting(let room, let peer, let name):
+            out.raw("{\"type\":\"lobby\",\"room\":")
+            out.string(room)
+            out.raw(",\"peer\":")
+            out.string(peer.rawValue)
+            out.raw(",\"name\":")
+            out.string(name)
+            out.raw("}")
+        case .quality(let peer, let stats):
+            out.raw("{\"type\":\"quality\",\"peer\":")
+            out.string(peer.rawValue)
+            out.raw(",\"stats\":{")
+            var first = true
+            for (name, _) in QualityStats.ranges {
+                guard let value = stats[name] else { continue }
+                if !first { out.raw(",") }
+                first = false
+                out.string(name)
+                out.raw(":")
+                out.number(value)
+            }
+            out.raw("}}")
         case .ack(let ref):
             out.raw("{\"type\":\"ack\",\"ref\":")
             out.string(ref)

@@ -20,6 +20,21 @@ enum Schema {
         migrator.registerMigration("v3-audit-by-target") { db in
             try db.create(index: "audit_log_by_target", on: "audit_log", columns: ["target_type", "target_id", "created_at"])
         }
+        // Video calls (issue 4): who was kicked from a call, when the recording state last changed, and
+        // indexes for comment lists and quality by time.
+        migrator.registerMigration("v4-call-bans") { db in
+            try db.create(table: "call_bans") { t in
+                t.column("call_id", .text).notNull().references("video_calls", onDelete: .cascade)
+                t.column("credential", .text).notNull()
+                t.column("created_at", .datetime).notNull()
+                t.primaryKey(["call_id", "credential"])
+            }
+            try db.alter(table: "video_calls") { t in t.add(column: "recording_changed_at", .datetime) }
+            // The default comment list: a company's comments by time.
+            try db.create(index: "comments_by_company", on: "comments", columns: ["company_id", "created_at"])
+            // Dashboards bound quality by time (the last 7 days, a period).
+            try db.create(index: "quality_samples_by_time", on: "quality_samples", columns: ["recorded_at"])
+        }
         return migrator
     }
 

@@ -9,6 +9,8 @@ public protocol ChatStore: Sendable {
     func appendChat(_ message: ChatMessage, completion: @escaping @Sendable (Result<Void, any Error>) -> Void)
     /// The `limit` most recent messages of a room, oldest first.
     func recentChat(room: String, limit: Int, completion: @escaping @Sendable (Result<[ChatMessage], any Error>) -> Void)
+    /// The same, synchronously (from a worker thread).
+    func recentChat(room: String, limit: Int) throws -> [ChatMessage]
     /// Whether the store answers (for `/readyz`).
     func ping() -> Bool
     /// Waits for queued writes and closes the database.
@@ -48,17 +50,23 @@ public final class SQLiteStore: ChatStore {
     public func recentChat(room: String, limit: Int,
                            completion: @escaping @Sendable (Result<[ChatMessage], any Error>) -> Void) {
         pool.asyncRead { dbResult in
-            completion(Result {
-                let db = try dbResult.get()
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT id, room, peer, name, text, sent_at FROM room_chat
-                    WHERE room = ? ORDER BY sent_at DESC, rowid DESC LIMIT ?
-                    """, arguments: [room, limit])
-                return rows.reversed().map { row in
-                    ChatMessage(id: row["id"], room: row["room"], from: PeerID(row["peer"]), name: row["name"],
-                                text: row["text"], sentAt: Date(timeIntervalSince1970: row["sent_at"]))
-                }
-            })
+            completion(Result { try Self.recentChat(try dbResult.get(), room: room, limit: limit) })
+        }
+    }
+
+    /// The `limit` most recent messages of a room, oldest first; synchronous (a worker thread's).
+    public func recentChat(room: String, limit: Int) throws -> [ChatMessage] {
+        try pool.read { db in try Self.recentChat(db, room: room, limit: limit) }
+    }
+
+    private static func recentChat(_ db: Database, room: String, limit: Int) throws -> [ChatMessage] {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT id, room, peer, name, text, sent_at FROM room_chat
+            WHERE room = ? ORDER BY sent_at DESC, rowid DESC LIMIT ?
+            """, arguments: [room, limit])
+        return rows.reversed().map { row in
+            ChatMessage(id: row["id"], room: row["room"], from: PeerID(row["peer"]), name: row["name"],
+                        text: row["text"], sentAt: Date(timeIntervalSince1970: row["sent_at"]))
         }
     }
 

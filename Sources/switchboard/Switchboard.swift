@@ -42,6 +42,18 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds of silence before a ping; two of them close the connection (SWITCHBOARD_HEARTBEAT).")
     var heartbeat: Int = envInt("HEARTBEAT", 10)
 
+    @Option(help: "Seconds a call's room may stay empty before the call ends (SWITCHBOARD_CALL_GRACE).")
+    var callGrace: Int = envInt("CALL_GRACE", 60)
+
+    @Option(help: "Origin of the call page in join URLs, e.g. https://calls.example.com (SWITCHBOARD_PUBLIC_URL); default: http:// and the request's Host.")
+    var publicURL: String? = env("PUBLIC_URL")
+
+    @Option(help: "Requests per minute per client IP on the public call routes: join info, guest tokens (SWITCHBOARD_PUBLIC_CALL_RATE_LIMIT).")
+    var publicCallRateLimit: Int = envInt("PUBLIC_CALL_RATE_LIMIT", 60)
+
+    @Option(help: "Seconds a guest token works (SWITCHBOARD_GUEST_TOKEN_LIFETIME).")
+    var guestTokenLifetime: Int = envInt("GUEST_TOKEN_LIFETIME", 7200)
+
     @Option(help: "Largest WebSocket message in bytes (SWITCHBOARD_MAX_MESSAGE_BYTES).")
     var maxMessageBytes: Int = envInt("MAX_MESSAGE_BYTES", 64 * 1024)
 
@@ -92,6 +104,14 @@ struct Serve: ParsableCommand {
             throw ValidationError("--user-read-rate-limit and --user-write-rate-limit must be at least 1")
         }
         guard authRateLimit >= 1 else { throw ValidationError("--auth-rate-limit must be at least 1") }
+        if let publicURL, URL(string: publicURL)?.scheme.map({ ["http", "https"].contains($0) }) != true {
+            throw ValidationError("--public-url must be an http:// or https:// URL")
+        }
+        guard publicCallRateLimit >= 1 else { throw ValidationError("--public-call-rate-limit must be at least 1") }
+        guard (1...86400).contains(callGrace) else { throw ValidationError("--call-grace must be 1-86400 seconds") }
+        guard (60...86400 * 7).contains(guestTokenLifetime) else {
+            throw ValidationError("--guest-token-lifetime must be 60-604800 seconds")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
@@ -115,10 +135,11 @@ struct Serve: ParsableCommand {
         configuration.limits.maxChatLength = maxChatLength
         configuration.openRooms = openRooms
         configuration.messagesPerSecond = Double(rateLimit)
+        configuration.callIdleGrace = Double(callGrace)
 
         logger.info("starting", metadata: [
             "host": "\(host)", "port": "\(port)", "data": "\(data)", "open_rooms": "\(openRooms)",
-            "heartbeat": "\(heartbeat)", "max_message_bytes": "\(maxMessageBytes)",
+            "heartbeat": "\(heartbeat)", "call_grace": "\(callGrace)", "max_message_bytes": "\(maxMessageBytes)",
             "max_room_peers": "\(maxRoomPeers)", "rate_limit": "\(rateLimit)", "max_queue_bytes": "\(maxQueueBytes)",
             "auth_rate_limit": "\(authRateLimit)", "jwt_secret": "\(jwtSecret == nil ? "data/jwt.key" : "given")",
         ])
@@ -126,6 +147,10 @@ struct Serve: ParsableCommand {
         let store = try SQLiteStore(directory: dataDirectory)
         var restConfiguration = RestConfiguration()
         restConfiguration.authRateLimit = authRateLimit
+        restConfiguration.guestTokenLifetime = guestTokenLifetime
+        restConfiguration.publicCallRateLimit = publicCallRateLimit
+        restConfiguration.maxSignalBytes = maxMessageBytes
+        restConfiguration.publicURL = publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         restConfiguration.userReadRateLimit = userReadRateLimit
         restConfiguration.userWriteRateLimit = userWriteRateLimit
         restConfiguration.corsOrigins = corsOrigins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -137,7 +162,12 @@ struct Serve: ParsableCommand {
                               licenses: store, reviews: store, dashboards: store,
                               signer: JWTSigner(key: try SigningKey.load(secret: jwtSecret, dataDirectory: dataDirectory)),
                               configuration: restConfiguration, logger: logger, isReady: { store.ping() })
-        let gateway = Gateway(configuration: configuration, store: store, rest: rest, logger: logger)
+        let reconciled = try store.reconcileCalls(now: Date())
+        if !reconciled.isEmpty {
+            logger.notice("calls left open by the last run ended", metadata: ["calls": "\(reconciled.map(\.id))"])
+        }
+        let gateway = Gateway(configuration: configuration, store: store, calls: store, accounts: store, rest: rest,
+                              logger: logger)
         try gateway.run()
     }
 }

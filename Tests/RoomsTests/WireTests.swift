@@ -25,7 +25,26 @@ private func decodeError(_ text: String) -> ProtocolError? {
         #expect(try decode(#"{"type":"chat","text":"hi \u00e9\n"}"#).message == .chat(text: "hi é\n"))
         #expect(try decode(#"{"type":"typing","on":false}"#).message == .typing(on: false))
         #expect(try decode(#"{"type":"hello","resume":"r"}"#).message == .hello(token: nil, resume: "r"))
-        #expect(try decode(#"{"type":"quality","stats":{}}"#).message == .unsupported(type: "quality"))
+        #expect(try decode(#"{"type":"quality","stats":{"rtt_ms":40,"loss_pct":0.5,"x":"ignored"}}"#).message
+            == .quality(QualityStats(rttMs: 40, lossPct: 0.5)))
+        #expect(try decode(#"{"type":"admit","peer":"p1"}"#).message == .admit(peer: "p1"))
+        #expect(try decode(#"{"type":"kick","peer":"p1"}"#).message == .kick(peer: "p1"))
+        #expect(try decode(#"{"type":"call","action":"record-start"}"#).message == .call(action: .recordStart))
+        #expect(try decode(#"{"type":"presence","state":"away"}"#).message == .unsupported(type: "presence"))
+    }
+
+    @Test func refusesQualityOutOfRangeAndUnknownCallActions() {
+        #expect(decodeError(#"{"type":"quality","stats":{}}"#)?.message
+            == "'stats' must have at least one of rtt_ms, jitter_ms, loss_pct, bitrate_kbps")
+        #expect(decodeError(#"{"type":"quality","stats":{"loss_pct":101}}"#)?.message
+            == "'stats.loss_pct' must be a number from 0 to 100")
+        #expect(decodeError(#"{"type":"quality","stats":{"rtt_ms":-1}}"#)?.code == .badRequest)
+        #expect(decodeError(#"{"type":"quality","stats":{"rtt_ms":"40"}}"#)?.message
+            == "'stats.rtt_ms' must be a number, got a string")
+        #expect(decodeError(#"{"type":"quality","stats":[1]}"#)?.code == .badRequest)
+        #expect(decodeError(#"{"type":"call","action":"cancel"}"#)?.code == .badRequest)
+        #expect(decodeError(#"{"type":"call","action":"member-joined"}"#)?.code == .badRequest)
+        #expect(decodeError(#"{"type":"admit"}"#)?.message == "missing field 'peer'")
     }
 
     @Test func keepsSignalDataAsRawBytes() throws {

@@ -22,12 +22,12 @@ private final class Box<T>: @unchecked Sendable { var value: T? }
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try SQLiteStore(directory: directory)
-        #expect(try store.appliedMigrations() == ["v1-room-chat", "v2-product-model", "v3-audit-by-target"])
+        #expect(try store.appliedMigrations() == ["v1-room-chat", "v2-product-model", "v3-audit-by-target", "v4-call-bans"])
         #expect(store.ping())
         try store.close()
         // Opening again applies nothing new and keeps working.
         let again = try SQLiteStore(directory: directory)
-        #expect(try again.appliedMigrations() == ["v1-room-chat", "v2-product-model", "v3-audit-by-target"])
+        #expect(try again.appliedMigrations() == ["v1-room-chat", "v2-product-model", "v3-audit-by-target", "v4-call-bans"])
         try again.close()
     }
 

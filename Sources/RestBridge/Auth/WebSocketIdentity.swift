@@ -1,26 +1,40 @@
 import Foundation
 import Store
 
-/// Who a WebSocket connection is, once its token was checked.
+/// Who a WebSocket connection is, once its token was checked: a user (access token or API key) or a call's
+/// guest (guest token).
 public struct WebSocketIdentity: Sendable {
-    public let user: User
-    /// The login session of the access token; nil when the connection authenticated with an API key.
+    public let user: User?
+    /// The login session of the access token; nil for an API key or a guest.
     public let sessionID: String?
-    /// The user as REST shows it, as JSON text, for `welcome.user`.
-    public let userJSON: [UInt8]
+    /// The user as REST shows it, as JSON text, for `welcome.user`; nil for a guest.
+    public let userJSON: [UInt8]?
+    /// The guest of a guest token.
+    public let guest: GuestPass?
+    /// Whether the user holds an assigned, unexpired license now (hosting a call needs one).
+    public let licensed: Bool
 }
 
 extension RestBridge {
-    /// Checks a WebSocket's access token (or API key) on a worker thread, as a REST request would be
-    /// checked; `completion` runs there too.
+    /// Checks a WebSocket's access token, API key or guest token on a worker thread, as a REST request would
+    /// be checked; `completion` runs there too.
     public func authenticateWebSocket(token: String,
                                       completion: @escaping @Sendable (Result<WebSocketIdentity, APIError>) -> Void)
     {
-        workers.addOperation { [tokens] in
+        workers.addOperation { [tokens, licenseStore] in
             do {
-                let context = try tokens.authenticate(token, now: Date())
+                let now = Date()
+                if Authenticator.looksLikeGuestToken(token) {
+                    let guest = try tokens.authenticateGuest(token, now: now)
+                    completion(.success(WebSocketIdentity(user: nil, sessionID: nil, userJSON: nil, guest: guest,
+                                                          licensed: false)))
+                    return
+                }
+                let context = try tokens.authenticate(token, now: now)
                 let json = (try? JSONEncoder.api.encode(UserView(context.user))).map { Array($0) } ?? Array("null".utf8)
-                completion(.success(WebSocketIdentity(user: context.user, sessionID: context.session?.id, userJSON: json)))
+                let licensed = try licenseStore.activeLicense(userID: context.user.id, now: now) != nil
+                completion(.success(WebSocketIdentity(user: context.user, sessionID: context.session?.id, userJSON: json,
+                                                      guest: nil, licensed: licensed)))
             } catch let error as APIError {
                 completion(.failure(error))
             } catch {

@@ -1,5 +1,6 @@
 import Foundation
 import Rooms
+import Store
 
 /// A member of a live call, as `GET /api/calls/{id}/status` and the realtime dashboard show it.
 public struct LiveParticipant: Sendable {
@@ -53,9 +54,32 @@ public struct LiveCallSnapshot: Sendable {
     }
 }
 
+/// Who calls a live-call route: a user (by id) or one of the call's guests (by guest id).
+public enum LiveCaller: Sendable, Equatable {
+    case user(String)
+    case guest(String)
+}
+
+/// What the live room made of a quality sample sent over REST.
+public enum LiveQualityOutcome: Sendable, Equatable {
+    /// The caller is not in the live room (or there is none): store it as given.
+    case notInRoom
+    /// Forwarded to the hosts as this peer's: store it under `peer`.
+    case accepted(peer: String)
+    /// Within 2 s of this peer's previous sample: acknowledged and dropped.
+    case dropped(peer: String)
+}
+
 /// The live side of calls, owned by the service thread (the gateway). REST handlers on worker threads ask
 /// it and wait for the answer; it never touches the store itself.
 public protocol LiveCalls: AnyObject, Sendable {
+    /// A call changed in the store (REST): its live room, if any, takes the new state, and every member gets
+    /// `call` (and, when it ended, `peer-left` with reason `ended`). Returns once the room has it.
+    func callChanged(_ call: VideoCall, recordingAllowed: Bool)
+    /// Delivers `signal` with `from` set to the caller's peer in the call's live room.
+    func relaySignal(callID: String, caller: LiveCaller, to: String, data: [UInt8]) throws(ProtocolError)
+    /// Passes a sample through the room's rules (rate limit, forwarding to hosts) as the caller's peer's.
+    func acceptQuality(callID: String, caller: LiveCaller, stats: QualityStats) -> LiveQualityOutcome
     /// The live room of a call, if anyone is connected to it.
     func snapshot(callID: String) -> LiveCallSnapshot?
     /// Every live room of a company.

@@ -10,6 +10,8 @@ public struct RestRequest: Sendable {
     public let headers: HTTPFields
     public let body: [UInt8]
     public let remoteAddress: String
+    /// The `Host` the client asked for, if it sent one.
+    public let authority: String?
     /// Values of the route's `:name` path parameters.
     public internal(set) var parameters: [String: String] = [:]
 
@@ -29,6 +31,7 @@ public struct RestRequest: Sendable {
         }
         self.query = query
         headers = head.headerFields
+        authority = head.authority
         self.body = body
         self.remoteAddress = remoteAddress
     }

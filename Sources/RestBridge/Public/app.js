@@ -1,5 +1,7 @@
 // Switchboard demo call page: signaling over /ws, one RTCPeerConnection per remote peer (mesh).
 // Negotiation rule: the member that receives `peer-joined` makes the offer; the newcomer answers.
+// `?room=CODE&name=NAME&token=TOKEN` fills the form; the token (an access token, or a guest token from
+// POST /api/calls/{id}/guest) goes on the WebSocket URL. Hosts see who waits in the lobby and let them in.
 // User text (names, chat) only ever goes through textContent.
 "use strict";
 
@@ -10,6 +12,7 @@
     call: $("call"), videos: $("videos"), localVideo: $("local-video"), localLabel: $("local-label"),
     roomLabel: $("room-label"), callStatus: $("call-status"), leave: $("leave"), people: $("people"),
     messages: $("messages"), typing: $("typing"), chatForm: $("chat-form"), chatInput: $("chat-input"),
+    endCall: $("end-call"),
   };
 
   const CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
@@ -36,6 +39,9 @@
     joinRef: null,         // the `ref` of the join in flight; an error carrying it means the join failed
     refCounter: 0,
     connects: 0,           // welcomes received: more than one means the socket was re-established
+    token: null,           // from the page URL: who this page is (user or guest)
+    lobby: new Map(),      // for hosts: peer id -> name of guests waiting to be let in
+    out: null,             // why the server took us out of the call (ended, kicked)
   };
 
   // ---- small helpers -------------------------------------------------------------------------
@@ -225,7 +231,8 @@
   // ---- socket --------------------------------------------------------------------------------
 
   function wsURL() {
-    return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+    const base = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+    return state.token ? `${base}?token=${encodeURIComponent(state.token)}` : base;
   }
 
   function connect() {
@@ -259,7 +266,15 @@
         if (state.wanted) sendJoin();
         break;
       case "joined": onJoined(msg); break;
-      case "lobby": setStatus("Waiting in the lobby for the host to let you in…"); break;
+      case "lobby":
+        if (msg.peer) { // to a host: someone waits
+          state.lobby.set(msg.peer, msg.name);
+          systemMessage(`${msg.name} is waiting in the lobby`);
+          renderPeople();
+        } else {
+          setStatus("Waiting in the lobby for the host to let you in…");
+        }
+        break;
       case "peer-joined":
         if (!state.joined) break;
         addPeer(msg);
@@ -267,6 +282,11 @@
         makeOffer(state.peers.get(msg.peer)).catch((err) => console.error("offer failed:", err));
         break;
       case "peer-left":
+        if (msg.peer === state.peerId || (!state.joined && state.wanted)) { // our own: we are out
+          onOut(msg.reason);
+          break;
+        }
+        if (state.lobby.delete(msg.peer)) { renderPeople(); break; }
         if (state.peers.has(msg.peer)) systemMessage(`${nameOf(msg.peer)} left (${msg.reason || "left"})`);
         removePeer(msg.peer);
         break;
@@ -294,12 +314,24 @@
     send({ type: "join", room: state.wanted.room, name: state.wanted.name, ref: state.joinRef });
   }
 
+  /// The server took us out of the call (it ended, or a host removed us): stay on the page, do not rejoin.
+  function onOut(reason) {
+    state.out = reason;
+    state.wanted = null;
+    resetRoom();
+    stopLocalMedia();
+    ui.join.disabled = false;
+    ui.endCall.hidden = true;
+    setStatus(reason === "kicked" ? "The host removed you from the call" : "The call has ended", "warn");
+  }
+
   function onJoined(msg) {
     state.joined = true;
     state.joinRef = null;
     state.room = msg.room;
     state.peerId = msg.peer;
     state.role = msg.role;
+    ui.endCall.hidden = msg.role !== "host";
     for (const info of msg.peers || []) addPeer(info);
     ui.messages.replaceChildren();
     state.chat = [];
@@ -343,6 +375,7 @@
   function resetRoom() {
     for (const peer of state.peers.values()) closePeerConnection(peer);
     state.peers.clear();
+    state.lobby.clear();
     state.joined = false;
     state.peerId = null;
     clearTimeout(state.typingTimer);
@@ -358,6 +391,18 @@
     if (state.joined) {
       const me = el("li", "me", `${state.wanted ? state.wanted.name : "You"} (you)`);
       items.push(me);
+    }
+    for (const [peerId, name] of state.lobby) {
+      const li = el("li", "waiting", `${name} (waiting)`);
+      li.dataset.peer = peerId;
+      const admit = el("button", "admit", "Let in");
+      admit.type = "button";
+      admit.addEventListener("click", () => { send({ type: "admit", peer: peerId }); state.lobby.delete(peerId); renderPeople(); });
+      const remove = el("button", "danger kick", "Remove");
+      remove.type = "button";
+      remove.addEventListener("click", () => send({ type: "kick", peer: peerId }));
+      li.append(admit, remove);
+      items.push(li);
     }
     for (const peer of state.peers.values()) {
       const li = el("li", "", peer.name || peer.id);
@@ -448,6 +493,7 @@
   });
 
   ui.leave.addEventListener("click", leave);
+  ui.endCall.addEventListener("click", () => send({ type: "call", action: "end" }));
 
   ui.chatForm.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -472,6 +518,7 @@
   const params = new URLSearchParams(location.search);
   ui.room.value = params.get("room") || randomCode();
   ui.name.value = params.get("name") || "";
+  state.token = params.get("token");
   (ui.name.value ? ui.join : ui.name).focus();
 
   // Read-only view of the state plus a few actions, for automated browser tests.
@@ -492,6 +539,14 @@
     get socketOpen() { return !!state.ws && state.ws.readyState === WebSocket.OPEN; },
     get connects() { return state.connects; },
     get status() { return ui.status.textContent; },
+    get role() { return state.role; },
+    get lobby() { return [...state.lobby.keys()]; },
+    get out() { return state.out; },
+    admit(peerId) { // clicks the button a host would click
+      const item = [...ui.people.querySelectorAll("li.waiting")].find((li) => li.dataset.peer === peerId);
+      if (item) item.querySelector("button.admit").click();
+      return !!item;
+    },
     snapshot() {
       const { joined, peerId, room, remotePeerId, remotePeerIds, dcOpen, dcMessages, chat, call,
               connectionStates, typing, socketOpen, connects, status } = this;
