@@ -389,6 +389,13 @@ def test_forgot_password_stores_a_hashed_single_use_token_valid_one_hour(srv, an
     assert (db_time(expires) - db_time(created)).total_seconds() == 3600
 
 
+def test_a_mail_accepted_just_before_sigterm_is_still_sent(srv, ann):
+    # 202 means the mail is queued on the worker pool; a shutdown right after must finish it, not drop it.
+    assert call(srv, "POST", "/api/auth/forgot-password", {"email": ann["email"]}).status == 202
+    assert srv.stop() == 0
+    assert [m for m in outbox(srv, ann["email"]) if "reset" in m["subject"].lower()], outbox(srv)
+
+
 def test_reset_password_sets_the_password_revokes_every_session_and_works_once(srv, ann):
     other = login(srv, ann["email"])
     assert call(srv, "POST", "/api/auth/forgot-password", {"email": ann["email"]}).status == 202

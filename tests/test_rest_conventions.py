@@ -87,6 +87,13 @@ def test_request_log_line_names_method_path_status_user_and_no_secrets(server_fa
     line = lines[-1]
     assert "method=GET" in line and "status=200" in line and f"user={account['user']['id']}" in line
     assert "ms=" in line
+    # An error answer to an authenticated caller names them too.
+    r = requests.get(srv.http_url + "/api/users/00000000-0000-0000-0000-000000000000", timeout=10,
+                     headers={"Authorization": "Bearer " + account["access_token"]})
+    assert r.status_code == 404
+    errors = lambda: [l for l in srv.lines if " http" in l and "status=404" in l]
+    assert wait_until(lambda: errors()), srv.log()
+    assert f"user={account['user']['id']}" in errors()[-1]
     log = srv.log()
     assert account["access_token"] not in log and account["refresh_token"] not in log
     assert "correct horse" not in log

@@ -154,6 +154,9 @@ public final class Gateway: SignalHandler {
     /// Serves until SIGTERM/SIGINT (or `server.requestShutdown()`), then waits for the store's writes.
     public func run() throws {
         try server.run()
+        // What was accepted is finished before the store closes: REST work in flight (a queued password-reset
+        // mail, a write), then the live calls' store work.
+        rest.finishWork()
         callWork.waitUntilAllOperationsAreFinished()
         try store.close()
         logger.info("stopped")

@@ -9,7 +9,7 @@ public struct RestResponse: Sendable {
     public var status: HTTPResponse.Status
     public var headerFields: HTTPFields
     public var body: [UInt8]
-    /// The authenticated caller, for the request log line (not sent).
+    /// The authenticated caller (a user id, or `guest:<id>`), for the request log line (not sent).
     public var userID: String?
 
     public init(status: HTTPResponse.Status, headerFields: HTTPFields = [:], body: [UInt8] = []) {
@@ -179,6 +179,10 @@ public final class RestBridge: Sendable {
             .register(on: router)
     }
 
+    /// Waits for the route handlers and background work (mail) in flight: at shutdown, before the store
+    /// closes. A handler waiting for the stopped live side gives up after its timeout.
+    public func finishWork() { workers.waitUntilAllOperationsAreFinished() }
+
     /// Connects the live side of calls; the gateway calls this once, before serving.
     public func attach(live: any LiveCalls) { self.live.attach(live) }
 
@@ -326,6 +330,8 @@ public final class RestBridge: Sendable {
             var request = request
             request.parameters = parameters
             var limitHeaders = HTTPFields()
+            // Who called, for the request log line, on every answer once the token was accepted.
+            var caller: String?
             do {
                 // One check of a limiter: headers on every answer, 429 with Retry-After when over.
                 func enforce(_ limiter: RateLimiter, _ key: String) throws {
@@ -359,20 +365,22 @@ public final class RestBridge: Sendable {
                         auth = try authenticator.authenticate(token, now: now)
                     }
                 }
-                if route.rateLimit == nil, let caller = auth.map({ "user:" + $0.user.id }) ?? guest.map({ "guest:" + $0.guestID }) {
+                caller = auth.map(\.user.id) ?? guest.map { "guest:" + $0.guestID }
+                if route.rateLimit == nil, let key = auth.map({ "user:" + $0.user.id }) ?? guest.map({ "guest:" + $0.guestID }) {
                     // Routes without a limit of their own: reads and writes per user or guest (generous,
                     // configurable).
                     let isRead = request.method == .get || request.method == .head
-                    try enforce(isRead ? userReads : userWrites, caller)
+                    try enforce(isRead ? userReads : userWrites, key)
                 }
                 var response = try respondIdempotently(request, auth: auth, now: now) {
                     try route.handler(request, RouteContext(auth: auth, guest: guest, now: now))
                 }
-                response.userID = auth?.user.id
+                response.userID = caller
                 for field in limitHeaders { response.headerFields.append(field) }
                 return response
             } catch let error as APIError {
                 var response = RestResponse.error(error)
+                response.userID = caller
                 for field in limitHeaders { response.headerFields.append(field) }
                 return response
             } catch {
