@@ -98,3 +98,53 @@ def test_a_forged_token_is_refused_and_others_are_undisturbed(srv):
         assert expect(a, "ack")["ref"] == "still"
     finally:
         a.close()
+
+
+@pytest.fixture
+def checking(server_factory):
+    """A server that re-checks the sessions behind open WebSockets every second."""
+    return server_factory("--open-rooms", "--auth-rate-limit", "1000", "--session-check", "1")
+
+
+def api(srv, method, path, token=None, body=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.request(method, srv.http_url + path, json=body, headers=headers, timeout=10)
+
+
+def test_a_revoked_session_loses_its_open_websocket(checking):
+    ann = register(checking, "revoke@example.com")
+    bob = register(checking, "bystander@example.com", name="Bob")
+    c = Conn(checking.ws_url + "?token=" + ann["access_token"])
+    bystander = Conn(checking.ws_url + "?token=" + bob["access_token"])
+    guest = Conn(checking.ws_url)
+    try:
+        c.send({"type": "join", "room": "revoked"})
+        peer = expect(c, "joined")["peer"]
+        guest.send({"type": "join", "room": "revoked", "name": "Guest"})
+        expect(guest, "joined")
+        expect(c, "peer-joined")
+        r = api(checking, "POST", "/api/auth/logout", ann["access_token"], {"refresh_token": ann["refresh_token"]})
+        assert r.status_code == 204, r.text
+        msgs, code = c.read_until_closed(timeout=4)
+        assert code == 1008, (code, msgs)
+        assert msgs and msgs[-1]["type"] == "error" and msgs[-1]["code"] == "unauthorized", msgs
+        assert expect(guest, "peer-left") == {"type": "peer-left", "peer": peer, "reason": "left"}
+        # Other people's sockets, and anonymous ones, stay.
+        bystander.send({"type": "hello", "token": bob["access_token"], "ref": "h"})
+        assert expect(bystander, "welcome")["user"]["id"] == bob["user"]["id"]
+    finally:
+        for x in (c, bystander, guest):
+            x.close()
+
+
+def test_a_revoked_api_key_loses_its_open_websocket(checking):
+    ann = register(checking, "keys@example.com")
+    key = api(checking, "POST", "/api/auth/api-keys", ann["access_token"], {"name": "bot"}).json()
+    c = Conn(checking.ws_url + "?token=" + key["key"])
+    try:
+        assert c.welcome["user"]["id"] == ann["user"]["id"]
+        assert api(checking, "DELETE", f"/api/auth/api-keys/{key['id']}", ann["access_token"]).status_code == 204
+        msgs, code = c.read_until_closed(timeout=4)
+        assert code == 1008 and msgs[-1]["code"] == "unauthorized", (code, msgs)
+    finally:
+        c.close()

@@ -17,6 +17,9 @@ public struct GatewayConfiguration: Sendable {
     public var errorBudget = 30
     /// Seconds a stored call's room may stay empty before the call ends (PROTOCOL.md 3: default 60).
     public var callIdleGrace = 60.0
+    /// How often (seconds) the login sessions and API keys behind open WebSockets are checked again: a
+    /// connection whose session was revoked (logout, password change, deleted user…) is closed.
+    public var credentialCheckSeconds = 30.0
 
     public init() {}
 }
@@ -29,6 +32,8 @@ enum Completion: Sendable {
     case callActionStored(SessionID, ref: String?, Result<StoredCallChange, any Error>)
     /// A store write a request waits for before its `ack`.
     case stored(SessionID, ref: String?, what: String, Result<Void, any Error>)
+    /// Which login sessions and API keys behind open WebSockets are still good.
+    case credentialsChecked(Result<(sessions: Set<String>, apiKeys: Set<String>), any Error>)
     /// Work for the service thread from a REST worker (`LiveCalls`).
     case live(@Sendable (Gateway) -> Void)
     case chatStored(ChatMessage, sender: SessionID, ref: String?, Result<Void, any Error>)
@@ -84,6 +89,9 @@ public final class Gateway: SignalHandler {
         var userJSON: [UInt8]?
         /// The guest of a guest token.
         var guest: GuestPass?
+        /// The login session or API key the user proved themselves with (checked again now and then).
+        var authSessionID: String?
+        var apiKeyID: String?
         /// Whether the user holds an assigned, unexpired license (checked when the token was).
         var licensed = false
         /// While a token is being checked: the frames that arrived meanwhile, handled in order afterwards.
@@ -124,6 +132,10 @@ public final class Gateway: SignalHandler {
     let callWork: OperationQueue
     /// Stored calls whose rooms emptied: when their grace period ends (monotonic seconds), they end.
     private var idleCalls: [String: (emptiedAt: Date, deadline: Double)] = [:]
+    /// When the credentials behind open WebSockets were last sent for a check (monotonic), and whether
+    /// one is in flight.
+    private var lastCredentialCheck = 0.0
+    private var credentialCheckInFlight = false
     let logger: Logger
     let inbox = Inbox()
     private var sessions: [SessionID: Session] = [:]
@@ -203,6 +215,8 @@ public final class Gateway: SignalHandler {
             session.userJSON = identity.userJSON
             session.guest = identity.guest
             session.licensed = identity.licensed
+            session.authSessionID = identity.sessionID
+            session.apiKeyID = identity.apiKeyID
             logger.debug("authenticated", metadata: [
                 "connection": "\(session.connection)",
                 "user": "\(identity.user?.id ?? identity.guest.map { "guest " + $0.guestID } ?? "-")",
@@ -321,6 +335,9 @@ public final class Gateway: SignalHandler {
                 }
             case .live(let work):
                 work(self)
+            case .credentialsChecked(let result):
+                credentialCheckInFlight = false
+                closeRevoked(result)
             case .authenticated(let sessionID, let ref, let result):
                 finishAuthentication(sessionID, ref: ref, result)
             case .httpResponse(let id, let response, let started, let method, let path):
@@ -351,6 +368,39 @@ public final class Gateway: SignalHandler {
 
     public func tick(now: Double) {
         endIdleCalls(now: now)
+        checkCredentials(now: now)
+    }
+
+    /// Sends the sessions and API keys of authenticated WebSockets for a check, every
+    /// `credentialCheckSeconds`.
+    private func checkCredentials(now: Double) {
+        guard !credentialCheckInFlight, now - lastCredentialCheck >= configuration.credentialCheckSeconds else { return }
+        lastCredentialCheck = now
+        let sessionIDs = Set(sessions.values.compactMap(\.authSessionID))
+        let keyIDs = Set(sessions.values.compactMap(\.apiKeyID))
+        guard !sessionIDs.isEmpty || !keyIDs.isEmpty else { return }
+        credentialCheckInFlight = true
+        rest.validCredentials(sessionIDs: Array(sessionIDs), apiKeyIDs: Array(keyIDs)) { [inbox, server] result in
+            inbox.post(.credentialsChecked(result))
+            server.wakeUp()
+        }
+    }
+
+    /// Closes (1008) the WebSockets whose login session or API key is no longer good; they leave their rooms.
+    private func closeRevoked(_ result: Result<(sessions: Set<String>, apiKeys: Set<String>), any Error>) {
+        guard case .success(let valid) = result else {
+            if case .failure(let error) = result { logger.error("credentials not checked", metadata: ["error": "\(error)"]) }
+            return
+        }
+        for session in sessions.values {
+            let revoked = session.authSessionID.map { !valid.sessions.contains($0) }
+                ?? session.apiKeyID.map { !valid.apiKeys.contains($0) } ?? false
+            guard revoked else { continue }
+            logger.info("closing a connection whose session was revoked", metadata: ["connection": "\(session.connection)"])
+            send(.error(ProtocolError(.unauthorized, "the session behind this connection ended (logout, revocation or password change); sign in again")),
+                 to: session.connection)
+            server.close(session.connection, code: .policyViolation, reason: "session revoked")
+        }
     }
 
     public func shutdownRequested() {

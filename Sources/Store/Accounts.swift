@@ -101,6 +101,10 @@ public protocol AccountStore: AccountSecurityStore, OutboxStore {
     func activeSession(id: String, now: Date) throws -> AuthSession?
     /// The session a refresh token belongs to, whatever its state.
     func session(refreshTokenHash: String) throws -> AuthSession?
+    /// Of these credentials, the ones still good at `now`: sessions neither revoked nor expired and API keys
+    /// not revoked, of users not deleted. (Open WebSockets are re-checked with it.)
+    func validCredentials(sessionIDs: [String], apiKeyIDs: [String], now: Date) throws
+        -> (sessions: Set<String>, apiKeys: Set<String>)
 }
 
 extension SQLiteStore: AccountStore {
@@ -194,6 +198,29 @@ extension SQLiteStore: AccountStore {
 
     public func activeSession(id: String, now: Date) throws -> AuthSession? {
         try pool.read { db in try AuthSession.fetchOne(db, key: id) }.flatMap { $0.isActive(at: now) ? $0 : nil }
+    }
+
+    public func validCredentials(sessionIDs: [String], apiKeyIDs: [String], now: Date) throws
+        -> (sessions: Set<String>, apiKeys: Set<String>)
+    {
+        try pool.read { db in
+            func ids(_ sql: String, _ wanted: [String], _ extra: [any DatabaseValueConvertible]) throws -> Set<String> {
+                guard !wanted.isEmpty else { return [] }
+                let marks = Array(repeating: "?", count: wanted.count).joined(separator: ",")
+                let values: [any DatabaseValueConvertible] = wanted + extra
+                return Set(try String.fetchAll(db, sql: sql.replacingOccurrences(of: "$IDS", with: marks),
+                                               arguments: StatementArguments(values)))
+            }
+            let sessions = try ids("""
+                SELECT s.id FROM auth_sessions s JOIN users u ON u.id = s.user_id
+                WHERE s.id IN ($IDS) AND s.revoked_at IS NULL AND s.expires_at > ? AND u.deleted_at IS NULL
+                """, sessionIDs, [now])
+            let keys = try ids("""
+                SELECT k.id FROM api_keys k JOIN users u ON u.id = k.user_id
+                WHERE k.id IN ($IDS) AND k.revoked_at IS NULL AND u.deleted_at IS NULL
+                """, apiKeyIDs, [])
+            return (sessions, keys)
+        }
     }
 
     public func session(refreshTokenHash: String) throws -> AuthSession? {

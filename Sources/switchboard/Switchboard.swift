@@ -51,6 +51,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Requests per minute per client IP on the public call routes: join info, guest tokens (SWITCHBOARD_PUBLIC_CALL_RATE_LIMIT).")
     var publicCallRateLimit: Int = envInt("PUBLIC_CALL_RATE_LIMIT", 60)
 
+    @Option(help: "Seconds between checks that open WebSockets' login sessions are still active (SWITCHBOARD_SESSION_CHECK).")
+    var sessionCheck: Int = envInt("SESSION_CHECK", 30)
+
     @Option(help: "Seconds a guest token works (SWITCHBOARD_GUEST_TOKEN_LIFETIME).")
     var guestTokenLifetime: Int = envInt("GUEST_TOKEN_LIFETIME", 7200)
 
@@ -108,6 +111,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--public-url must be an http:// or https:// URL")
         }
         guard publicCallRateLimit >= 1 else { throw ValidationError("--public-call-rate-limit must be at least 1") }
+        guard (1...3600).contains(sessionCheck) else { throw ValidationError("--session-check must be 1-3600 seconds") }
         guard (1...86400).contains(callGrace) else { throw ValidationError("--call-grace must be 1-86400 seconds") }
         guard (60...86400 * 7).contains(guestTokenLifetime) else {
             throw ValidationError("--guest-token-lifetime must be 60-604800 seconds")
@@ -136,6 +140,7 @@ struct Serve: ParsableCommand {
         configuration.openRooms = openRooms
         configuration.messagesPerSecond = Double(rateLimit)
         configuration.callIdleGrace = Double(callGrace)
+        configuration.credentialCheckSeconds = Double(sessionCheck)
 
         logger.info("starting", metadata: [
             "host": "\(host)", "port": "\(port)", "data": "\(data)", "open_rooms": "\(openRooms)",

@@ -7,6 +7,8 @@ public struct WebSocketIdentity: Sendable {
     public let user: User?
     /// The login session of the access token; nil for an API key or a guest.
     public let sessionID: String?
+    /// The API key the connection authenticated with, if it did.
+    public let apiKeyID: String?
     /// The user as REST shows it, as JSON text, for `welcome.user`; nil for a guest.
     public let userJSON: [UInt8]?
     /// The guest of a guest token.
@@ -26,20 +28,35 @@ extension RestBridge {
                 let now = Date()
                 if Authenticator.looksLikeGuestToken(token) {
                     let guest = try tokens.authenticateGuest(token, now: now)
-                    completion(.success(WebSocketIdentity(user: nil, sessionID: nil, userJSON: nil, guest: guest,
-                                                          licensed: false)))
+                    completion(.success(WebSocketIdentity(user: nil, sessionID: nil, apiKeyID: nil, userJSON: nil,
+                                                          guest: guest, licensed: false)))
                     return
                 }
                 let context = try tokens.authenticate(token, now: now)
                 let json = (try? JSONEncoder.api.encode(UserView(context.user))).map { Array($0) } ?? Array("null".utf8)
                 let licensed = try licenseStore.activeLicense(userID: context.user.id, now: now) != nil
-                completion(.success(WebSocketIdentity(user: context.user, sessionID: context.session?.id, userJSON: json,
-                                                      guest: nil, licensed: licensed)))
+                var apiKeyID: String?
+                if case .apiKey(let key) = context.credential { apiKeyID = key.id }
+                completion(.success(WebSocketIdentity(user: context.user, sessionID: context.session?.id,
+                                                      apiKeyID: apiKeyID, userJSON: json, guest: nil,
+                                                      licensed: licensed)))
             } catch let error as APIError {
                 completion(.failure(error))
             } catch {
                 completion(.failure(.internalError()))
             }
+        }
+    }
+}
+
+extension RestBridge {
+    /// Which of these login sessions and API keys are still good (not revoked or expired, their user not
+    /// deleted): the gateway re-checks open WebSockets with it. Runs on a worker thread; so does `completion`.
+    public func validCredentials(sessionIDs: [String], apiKeyIDs: [String],
+                                 completion: @escaping @Sendable (Result<(sessions: Set<String>, apiKeys: Set<String>), any Error>) -> Void)
+    {
+        workers.addOperation { [tokens] in
+            completion(Result { try tokens.store.validCredentials(sessionIDs: sessionIDs, apiKeyIDs: apiKeyIDs, now: Date()) })
         }
     }
 }
