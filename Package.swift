@@ -27,8 +27,10 @@ let package = Package(
                 dependencies: ["CLibwebsockets", .product(name: "HTTPTypes", package: "swift-http-types"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        // Calls, membership, relay routing, chat, typing: pure Swift, no I/O.
-        .target(name: "Rooms", swiftSettings: strict),
+        // Users × devices, presence states, grace periods, subscriptions: pure Swift, no I/O.
+        .target(name: "Presence", swiftSettings: strict),
+        // Calls, membership, relay routing, chat, typing, the wire messages: pure Swift, no I/O.
+        .target(name: "Rooms", dependencies: ["Presence"], swiftSettings: strict),
         // Persistence behind one protocol; SQLite (GRDB) implementation.
         .target(name: "Store",
                 dependencies: ["Rooms", .product(name: "GRDB", package: "GRDB.swift")],
@@ -44,7 +46,7 @@ let package = Package(
                 swiftSettings: strict),
         // Wiring: sessions on the service thread, dispatch from Signal to Rooms, store hand-off.
         .target(name: "Gateway",
-                dependencies: ["Signal", "Rooms", "Store", "RestBridge",
+                dependencies: ["Signal", "Rooms", "Presence", "Store", "RestBridge",
                                .product(name: "HTTPTypes", package: "swift-http-types"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
@@ -53,6 +55,7 @@ let package = Package(
                                          .product(name: "Logging", package: "swift-log")],
                           swiftSettings: strict),
         .testTarget(name: "RoomsTests", dependencies: ["Rooms"]),
+        .testTarget(name: "PresenceTests", dependencies: ["Presence"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Rooms"]),
         .testTarget(name: "RestBridgeTests", dependencies: ["RestBridge"]),
     ]

@@ -86,7 +86,7 @@ def test_missing_unknown_or_mistyped_is_bad_request(pair, msg, ref):
     probe(a, b, ida, "2")
 
 
-UNSUPPORTED = [
+ANONYMOUS_PRESENCE = [
     {"type": "presence", "state": "away"},
     {"type": "subscribe", "presence": ["u1"]},
     {"type": "subscribe", "company": "c1"},
@@ -100,14 +100,14 @@ HOST_ACTIONS = [
 ]
 
 
-@pytest.mark.parametrize("msg", UNSUPPORTED, ids=[f"{m['type']}-{i}" for i, m in enumerate(UNSUPPORTED)])
-def test_not_yet_supported_types_are_bad_request(pair, msg):
+@pytest.mark.parametrize("msg", ANONYMOUS_PRESENCE, ids=[f"{m['type']}-{i}" for i, m in enumerate(ANONYMOUS_PRESENCE)])
+def test_presence_needs_a_signed_in_user(pair, msg):
     a, b, ida, idb = pair
-    msg["ref"] = "unsupported"
+    msg["ref"] = "presence"
     a.send(msg)
     err = expect(a, "error")
-    check_error(err, "bad_request", "unsupported")
-    assert "not supported" in err["message"], err
+    check_error(err, "unauthorized", "presence")
+    assert "signed-in" in err["message"], err
     quiet(b, within=0.1)
     probe(a, b, ida, "3")
 

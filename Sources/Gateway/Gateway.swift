@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Logging
+import Presence
 import RestBridge
 import Rooms
 import Signal
@@ -20,6 +21,10 @@ public struct GatewayConfiguration: Sendable {
     /// How often (seconds) the login sessions and API keys behind open WebSockets are checked again: a
     /// connection whose session was revoked (logout, password change, deleted user…) is closed.
     public var credentialCheckSeconds = 30.0
+    /// Seconds a user stays online with no device connected, so a reconnect is not seen as offline/online.
+    public var presenceGrace = 30.0
+    /// Most user ids one connection may follow with `subscribe`.
+    public var maxPresenceSubscriptions = 2000
 
     public init() {}
 }
@@ -32,6 +37,8 @@ enum Completion: Sendable {
     case callActionStored(SessionID, ref: String?, Result<StoredCallChange, any Error>)
     /// A store write a request waits for before its `ack`.
     case stored(SessionID, ref: String?, what: String, Result<Void, any Error>)
+    /// A `subscribe`, resolved against the directory.
+    case presenceScope(SessionID, ref: String?, Result<PresenceScope, APIError>)
     /// Which login sessions and API keys behind open WebSockets are still good.
     case credentialsChecked(Result<(sessions: Set<String>, apiKeys: Set<String>), any Error>)
     /// Work for the service thread from a REST worker (`LiveCalls`).
@@ -123,6 +130,8 @@ public final class Gateway: SignalHandler {
     public let configuration: GatewayConfiguration
     public let server: SignalServer
     let rooms: RoomDirectory
+    /// Who is online, on how many devices, and who follows whom.
+    let presence: PresenceDirectory<SessionID>
     private let store: any ChatStore
     let calls: any CallStore
     private let accounts: any AccountStore
@@ -155,6 +164,7 @@ public final class Gateway: SignalHandler {
         self.rest = rest
         server = SignalServer(configuration: configuration.signal, logger: logger)
         rooms = RoomDirectory(limits: configuration.limits, openRooms: configuration.openRooms)
+        presence = PresenceDirectory(grace: configuration.presenceGrace, clock: Timestamp.now)
         let queue = OperationQueue()
         queue.name = "switchboard.calls"
         queue.maxConcurrentOperationCount = 1
@@ -217,6 +227,11 @@ public final class Gateway: SignalHandler {
             session.licensed = identity.licensed
             session.authSessionID = identity.sessionID
             session.apiKeyID = identity.apiKeyID
+            if let user = identity.user {
+                deliver(presence.connected(session.id, user: user.id, company: user.companyId))
+            } else {
+                deliver(presence.disconnected(session.id))  // a guest token replaced a user's
+            }
             logger.debug("authenticated", metadata: [
                 "connection": "\(session.connection)",
                 "user": "\(identity.user?.id ?? identity.guest.map { "guest " + $0.guestID } ?? "-")",
@@ -282,7 +297,11 @@ public final class Gateway: SignalHandler {
         guard let session = sessions.removeValue(forKey: SessionID(id.rawValue)) else { return }
         logger.debug("disconnected", metadata: ["connection": "\(id)", "cause": "\(cause)"])
         let deliveries = rooms.leave(session.id, reason: cause == .idle ? .timeout : .left)
-        if !shuttingDown { deliver(deliveries) }
+        let presenceUpdates = presence.disconnected(session.id)
+        if !shuttingDown {
+            deliver(deliveries)
+            deliver(presenceUpdates)
+        }
         flushEffects()
     }
 
@@ -335,6 +354,8 @@ public final class Gateway: SignalHandler {
                 }
             case .live(let work):
                 work(self)
+            case .presenceScope(let sessionID, let ref, let result):
+                finishSubscribe(sessionID, ref: ref, result)
             case .credentialsChecked(let result):
                 credentialCheckInFlight = false
                 closeRevoked(result)
@@ -368,6 +389,7 @@ public final class Gateway: SignalHandler {
 
     public func tick(now: Double) {
         endIdleCalls(now: now)
+        deliver(presence.expire())
         checkCredentials(now: now)
     }
 
@@ -517,6 +539,23 @@ public final class Gateway: SignalHandler {
                     })
                 }
 
+            case .presence(let state):
+                guard session.user != nil else {
+                    throw ProtocolError(.unauthorized, "presence is for signed-in users; send 'hello' with a token")
+                }
+                deliver(presence.setState(of: session.id, state))
+                acknowledge(ref, session)
+
+            case .subscribe(let users, let company):
+                guard let user = session.user else {
+                    throw ProtocolError(.unauthorized, "presence is for signed-in users; send 'hello' with a token")
+                }
+                let sessionID = session.id
+                rest.presenceScope(caller: user, userIDs: users, companyID: company) { [inbox, server] result in
+                    inbox.post(.presenceScope(sessionID, ref: ref, result))
+                    server.wakeUp()
+                }
+
             case .unsupported(let type):
                 throw ProtocolError.badRequest("'\(type)' is not supported by this server yet")
             }
@@ -579,6 +618,26 @@ public final class Gateway: SignalHandler {
             }
         }
         flushEffects()
+    }
+
+    /// A `subscribe` came back from the directory: follow, then the snapshot.
+    private func finishSubscribe(_ sessionID: SessionID, ref: String?, _ result: Result<PresenceScope, APIError>) {
+        guard let session = sessions[sessionID] else { return }
+        switch result {
+        case .success(.users(let ids)):
+            guard presence.subscriptionCount(sessionID) + ids.count <= configuration.maxPresenceSubscriptions else {
+                refuse(session, ProtocolError(.badRequest, "a connection may follow at most \(configuration.maxPresenceSubscriptions) users", ref: ref))
+                return
+            }
+            send(.presenceSnapshot(presence.subscribe(sessionID, users: ids), ref: ref), to: session.connection)
+        case .success(.company(let companyID, let members)):
+            send(.presenceSnapshot(presence.subscribe(sessionID, company: companyID, members: members), ref: ref),
+                 to: session.connection)
+        case .failure(let error):
+            let code: ErrorCode = error.code == "not_found" ? .notFound : .internal
+            refuse(session, ProtocolError(code, code == .notFound ? error.message : "the subscription could not be made",
+                                          ref: ref))
+        }
     }
 
     /// A host's `call` action came back from the store: the room takes it (everyone gets `call`), then `ack`.
@@ -693,9 +752,16 @@ public final class Gateway: SignalHandler {
 
     // MARK: - Helpers
 
-    /// Distinct users of a company with a WebSocket open now.
-    func usersOnline(companyID: String) -> Int {
-        Set(sessions.values.compactMap { $0.user?.companyId == companyID ? $0.user?.id : nil }).count
+    /// Users of a company who are online (a device connected, or within the presence grace period).
+    func usersOnline(companyID: String) -> Int { presence.onlineCount(company: companyID) }
+
+    /// Sends presence changes to their subscribers. Not droppable under backpressure: a lost change would
+    /// leave a stale state on the other side.
+    private func deliver(_ updates: [PresenceUpdate<SessionID>]) {
+        for update in updates {
+            let frame = OutgoingFrame(bytesWithHeadroom: ServerMessage.presence(update.info).encode(headroom: OutgoingFrame.headroom))
+            for recipient in update.recipients { server.send(frame, to: ConnectionID(recipient.rawValue)) }
+        }
     }
 
     static func queryValue(_ name: String, in query: String) -> String? {

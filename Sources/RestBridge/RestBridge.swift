@@ -122,6 +122,8 @@ public final class RestBridge: Sendable {
     let live = LiveCallsLink()
     /// Licenses, for the WebSocket's host check.
     let licenseStore: any LicenseStore
+    /// The directory, for presence subscriptions.
+    let directoryStore: any DirectoryStore
 
     struct StaticFile: Sendable {
         let contentType: String
@@ -137,6 +139,7 @@ public final class RestBridge: Sendable {
         self.isReady = isReady
         self.logger = logger
         licenseStore = licenses
+        directoryStore = directory
         self.idempotency = idempotency
         userReads = RateLimiter(limit: configuration.userReadRateLimit, window: 60)
         userWrites = RateLimiter(limit: configuration.userWriteRateLimit, window: 60)

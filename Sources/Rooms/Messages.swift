@@ -1,4 +1,5 @@
 import Foundation
+import Presence
 
 /// A member's role in a call.
 public enum Role: String, Sendable {
@@ -82,6 +83,10 @@ public enum ClientMessage: Equatable, Sendable {
     case admit(peer: String)
     case kick(peer: String)
     case call(action: CallAction)
+    /// Sets this user's presence state (never `offline`).
+    case presence(state: PresenceState)
+    /// Follows the presence of these users, or of a company's users.
+    case subscribe(users: [String]?, company: String?)
     /// A message of the contract this server does not implement yet.
     case unsupported(type: String)
 }
@@ -157,12 +162,54 @@ public struct ClientRequest: Equatable, Sendable {
                 throw .badRequest("'action' must be one of start, end, lock, unlock, record-start, record-stop")
             }
             return .call(action: action)
-        case "presence", "subscribe":
-            return .unsupported(type: type)
+        case "presence":
+            let text = try fields.string("state")
+            guard let state = PresenceState(rawValue: text), state != .offline else {
+                throw .badRequest("'state' must be one of online, away, busy")
+            }
+            return .presence(state: state)
+        case "subscribe":
+            return try decodeSubscribe(fields)
         default:
             let shown = type.count > 32 ? String(type.prefix(32)) + "…" : type
             throw .badRequest("unknown message type '\(shown)'")
         }
+    }
+}
+
+extension ClientRequest {
+    /// Most user ids one `subscribe` may name.
+    public static let maxSubscribeUsers = 1000
+
+    /// `{"type":"subscribe","presence":[ids]}` or `{"type":"subscribe","company":"<id>"}`: exactly one.
+    fileprivate static func decodeSubscribe(_ fields: FieldReader) throws(ProtocolError) -> ClientMessage {
+        let company = try fields.optionalString("company")
+        let users: [String]?
+        switch fields.fields["presence"] {
+        case nil, .null?:
+            users = nil
+        case .array(let values)?:
+            var ids: [String] = []
+            for value in values {
+                guard case .string(let id) = value, (1...64).contains(id.utf8.count) else {
+                    throw .badRequest("'presence' must be an array of user ids (strings of 1-64 bytes)")
+                }
+                ids.append(id)
+            }
+            guard (1...maxSubscribeUsers).contains(ids.count) else {
+                throw .badRequest("'presence' must name 1 to \(maxSubscribeUsers) users")
+            }
+            users = ids
+        case let other?:
+            throw .badRequest("field 'presence' must be an array, got \(other.typeName)")
+        }
+        guard (users == nil) != (company == nil) else {
+            throw .badRequest("'subscribe' takes either 'presence' (user ids) or 'company'")
+        }
+        if let company, !(1...64).contains(company.utf8.count) {
+            throw .badRequest("'company' must be a company id")
+        }
+        return .subscribe(users: users, company: company)
     }
 }
 
@@ -234,6 +281,10 @@ public enum ServerMessage: Sendable {
     case lobbyWaiting(room: String, peer: PeerID, name: String)
     /// To the hosts: a member's quality sample.
     case quality(peer: PeerID, stats: QualityStats)
+    /// The answer to `subscribe`: the presence of everyone it names now.
+    case presenceSnapshot([PresenceInfo], ref: String?)
+    /// One user's presence changed.
+    case presence(PresenceInfo)
     case ack(ref: String)
     case error(ProtocolError)
 
@@ -335,6 +386,24 @@ public enum ServerMessage: Sendable {
                 out.number(value)
             }
             out.raw("}}")
+        case .presenceSnapshot(let users, let ref):
+            out.raw("{\"type\":\"presence-snapshot\",\"users\":[")
+            for (index, info) in users.enumerated() {
+                if index > 0 { out.raw(",") }
+                out.raw("{")
+                Self.writePresenceFields(info, into: &out)
+                out.raw("}")
+            }
+            out.raw("]")
+            if let ref {
+                out.raw(",\"ref\":")
+                out.string(ref)
+            }
+            out.raw("}")
+        case .presence(let info):
+            out.raw("{\"type\":\"presence\",")
+            Self.writePresenceFields(info, into: &out)
+            out.raw("}")
         case .ack(let ref):
             out.raw("{\"type\":\"ack\",\"ref\":")
             out.string(ref)
@@ -362,6 +431,17 @@ public enum ServerMessage: Sendable {
         out.raw(bytes: data)
         out.raw("}")
         return out.bytes
+    }
+
+    private static func writePresenceFields(_ info: PresenceInfo, into out: inout JSONWriter) {
+        out.raw("\"user\":")
+        out.string(info.user)
+        out.raw(",\"state\":")
+        out.string(info.state.rawValue)
+        out.raw(",\"devices\":")
+        out.int(info.devices)
+        out.raw(",\"last_seen\":")
+        out.optionalString(info.lastSeen.map(Timestamp.rfc3339))
     }
 
     private static func writePeerFields(_ info: PeerInfo, into out: inout JSONWriter) {

@@ -54,6 +54,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds between checks that open WebSockets' login sessions are still active (SWITCHBOARD_SESSION_CHECK).")
     var sessionCheck: Int = envInt("SESSION_CHECK", 30)
 
+    @Option(help: "Seconds a user stays online with no device connected (SWITCHBOARD_PRESENCE_GRACE).")
+    var presenceGrace: Int = envInt("PRESENCE_GRACE", 30)
+
     @Option(help: "Seconds a guest token works (SWITCHBOARD_GUEST_TOKEN_LIFETIME).")
     var guestTokenLifetime: Int = envInt("GUEST_TOKEN_LIFETIME", 7200)
 
@@ -111,6 +114,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--public-url must be an http:// or https:// URL")
         }
         guard publicCallRateLimit >= 1 else { throw ValidationError("--public-call-rate-limit must be at least 1") }
+        guard (0...3600).contains(presenceGrace) else { throw ValidationError("--presence-grace must be 0-3600 seconds") }
         guard (1...3600).contains(sessionCheck) else { throw ValidationError("--session-check must be 1-3600 seconds") }
         guard (1...86400).contains(callGrace) else { throw ValidationError("--call-grace must be 1-86400 seconds") }
         guard (60...86400 * 7).contains(guestTokenLifetime) else {
@@ -141,6 +145,7 @@ struct Serve: ParsableCommand {
         configuration.messagesPerSecond = Double(rateLimit)
         configuration.callIdleGrace = Double(callGrace)
         configuration.credentialCheckSeconds = Double(sessionCheck)
+        configuration.presenceGrace = Double(presenceGrace)
 
         logger.info("starting", metadata: [
             "host": "\(host)", "port": "\(port)", "data": "\(data)", "open_rooms": "\(openRooms)",

@@ -30,7 +30,10 @@ private func decodeError(_ text: String) -> ProtocolError? {
         #expect(try decode(#"{"type":"admit","peer":"p1"}"#).message == .admit(peer: "p1"))
         #expect(try decode(#"{"type":"kick","peer":"p1"}"#).message == .kick(peer: "p1"))
         #expect(try decode(#"{"type":"call","action":"record-start"}"#).message == .call(action: .recordStart))
-        #expect(try decode(#"{"type":"presence","state":"away"}"#).message == .unsupported(type: "presence"))
+        #expect(try decode(#"{"type":"presence","state":"away"}"#).message == .presence(state: .away))
+        #expect(try decode(#"{"type":"subscribe","presence":["u1","u2"]}"#).message
+            == .subscribe(users: ["u1", "u2"], company: nil))
+        #expect(try decode(#"{"type":"subscribe","company":"c1"}"#).message == .subscribe(users: nil, company: "c1"))
     }
 
     @Test func refusesQualityOutOfRangeAndUnknownCallActions() {
@@ -45,6 +48,18 @@ private func decodeError(_ text: String) -> ProtocolError? {
         #expect(decodeError(#"{"type":"call","action":"cancel"}"#)?.code == .badRequest)
         #expect(decodeError(#"{"type":"call","action":"member-joined"}"#)?.code == .badRequest)
         #expect(decodeError(#"{"type":"admit"}"#)?.message == "missing field 'peer'")
+    }
+
+    @Test func refusesPresenceStatesAndSubscriptionsOutOfShape() {
+        #expect(decodeError(#"{"type":"presence","state":"offline"}"#)?.message == "'state' must be one of online, away, busy")
+        #expect(decodeError(#"{"type":"presence"}"#)?.code == .badRequest)
+        #expect(decodeError(#"{"type":"subscribe"}"#)?.message == "'subscribe' takes either 'presence' (user ids) or 'company'")
+        #expect(decodeError(#"{"type":"subscribe","presence":["a"],"company":"c"}"#)?.code == .badRequest)
+        #expect(decodeError(#"{"type":"subscribe","presence":[]}"#)?.message == "'presence' must name 1 to 1000 users")
+        #expect(decodeError(#"{"type":"subscribe","presence":[1]}"#)?.code == .badRequest)
+        #expect(decodeError(#"{"type":"subscribe","presence":"u1"}"#)?.message == "field 'presence' must be an array, got a string")
+        let many = "[" + (0...1000).map { "\"u\($0)\"" }.joined(separator: ",") + "]"
+        #expect(decodeError(#"{"type":"subscribe","presence":"# + many + "}")?.code == .badRequest)
     }
 
     @Test func keepsSignalDataAsRawBytes() throws {

@@ -84,7 +84,7 @@ public protocol LiveCalls: AnyObject, Sendable {
     func snapshot(callID: String) -> LiveCallSnapshot?
     /// Every live room of a company.
     func realtime(companyID: String) -> [LiveCallSnapshot]
-    /// How many distinct users of a company have a WebSocket open now.
+    /// How many users of a company are not offline by presence (a device connected, or within the grace).
     func usersOnline(companyID: String) -> Int
 }
 
