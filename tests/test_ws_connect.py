@@ -86,11 +86,15 @@ def test_hello_with_token_while_in_room_then_peer_leaves(client_factory):
     assert m["type"] == "peer-left" and m["peer"] != jb["peer"], m
 
 
-def test_hello_with_resume_is_not_found_and_connection_stays(client_factory):
+def test_hello_with_an_unknown_resume_token_is_not_found_and_connection_stays(client_factory):
     a = client_factory()
+    # One's own live session: nothing to resume; a fresh welcome of the same session.
     a.send({"type": "hello", "resume": a.welcome["resume"], "ref": "r1"})
+    again = a.expect("welcome")
+    assert again["session"] == a.welcome["session"], again
+    a.send({"type": "hello", "resume": "made-up-token", "ref": "r2"})
     err = a.expect("error")
-    assert err["code"] == "not_found" and err.get("ref") == "r1", err
+    assert err["code"] == "not_found" and err.get("ref") == "r2", err
     assert isinstance(err["message"], str) and err["message"]
     a.send({"type": "hello", "resume": "made-up-token"})
     err = a.expect("error")

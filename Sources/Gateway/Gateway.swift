@@ -25,6 +25,11 @@ public struct GatewayConfiguration: Sendable {
     public var presenceGrace = 30.0
     /// Most user ids one connection may follow with `subscribe`.
     public var maxPresenceSubscriptions = 2000
+    /// Seconds a session whose connection timed out (no heartbeat answered) waits for its client to resume
+    /// it (PROTOCOL.md 1.5); 0: no resume, the peer leaves at once.
+    public var resumeGrace = 20.0
+    /// Messages kept for a session while it is away; more and it ends (its peer leaves with `timeout`).
+    public var maxPendingMessages = 512
 
     public init() {}
 }
@@ -86,8 +91,15 @@ final class Inbox: @unchecked Sendable {
 public final class Gateway: SignalHandler {
     private final class Session {
         let id: SessionID
-        let connection: ConnectionID
+        /// The connection it is on; nil while it is away (its connection dropped) and may be resumed.
+        var connection: ConnectionID?
         let publicID: String
+        /// What `hello` presents to resume this session; a new one with every `welcome` after a resume.
+        var resumeToken: String
+        /// While away: when the session ends (monotonic seconds).
+        var awayUntil: Double?
+        /// While away: the frames addressed to it, in order.
+        var pending: [OutgoingFrame] = []
         var messages: TokenBucket
         var errors: TokenBucket
         var joinPending = false
@@ -115,6 +127,7 @@ public final class Gateway: SignalHandler {
             self.id = id
             self.connection = connection
             publicID = RandomID.make(prefix: "s", length: 16)
+            resumeToken = RandomID.make(prefix: "r", length: 24)
             messages = TokenBucket(capacity: configuration.messagesPerSecond * 2,
                                    ratePerSecond: configuration.messagesPerSecond, now: now)
             errors = TokenBucket(capacity: Double(configuration.errorBudget), ratePerSecond: 1, now: now)
@@ -148,6 +161,9 @@ public final class Gateway: SignalHandler {
     let logger: Logger
     let inbox = Inbox()
     private var sessions: [SessionID: Session] = [:]
+    /// Which session each open WebSocket carries (a resumed session moves to a new connection).
+    private var sessionOnConnection: [ConnectionID: SessionID] = [:]
+    private var sessionByResumeToken: [String: SessionID] = [:]
     private var pendingJoins: [RoomCode: [PendingJoin]] = [:]
     private var shuttingDown = false
     private var now = 0.0
@@ -196,6 +212,8 @@ public final class Gateway: SignalHandler {
         now = Self.monotonicNow()
         let session = Session(id: SessionID(id.rawValue), connection: id, now: now, configuration: configuration)
         sessions[session.id] = session
+        sessionOnConnection[id] = session.id
+        sessionByResumeToken[session.resumeToken] = session.id
         metrics.connectionsOpened += 1
         logger.debug("connected", metadata: ["connection": "\(id)", "remote": "\(remoteAddress)"])
         if let token = Self.queryValue("token", in: query) {
@@ -233,30 +251,30 @@ public final class Gateway: SignalHandler {
                 deliver(presence.disconnected(session.id))  // a guest token replaced a user's
             }
             logger.debug("authenticated", metadata: [
-                "connection": "\(session.connection)",
+                "session": "\(session.id)",
                 "user": "\(identity.user?.id ?? identity.guest.map { "guest " + $0.guestID } ?? "-")",
             ])
             sendWelcome(session)
             for frame in waiting {
-                guard sessions[sessionID] != nil else { break }
-                frame.withUnsafeBufferPointer { connectionReceived(session.connection, text: $0) }
+                guard sessions[sessionID] != nil, let connection = session.connection else { break }
+                frame.withUnsafeBufferPointer { connectionReceived(connection, text: $0) }
             }
         case .failure(let error):
             // PROTOCOL.md 3: an invalid token answers `unauthorized` (no welcome), then close 1008.
             let message = error.code == "internal" ? "the token could not be checked" : error.message
-            send(.error(ProtocolError(.unauthorized, message, ref: ref)), to: session.connection)
-            server.close(session.connection, code: .policyViolation, reason: "unauthorized")
+            send(.error(ProtocolError(.unauthorized, message, ref: ref)), to: session)
+            close(session, code: .policyViolation, reason: "unauthorized")
         }
     }
 
     private func sendWelcome(_ session: Session) {
-        send(.welcome(session: session.publicID, resume: RandomID.make(prefix: "r", length: 24),
-                      heartbeat: configuration.signal.heartbeatSeconds, user: session.userJSON), to: session.connection)
+        send(.welcome(session: session.publicID, resume: session.resumeToken,
+                      heartbeat: configuration.signal.heartbeatSeconds, user: session.userJSON), to: session)
     }
 
     public func connectionReceived(_ id: ConnectionID, text: UnsafeBufferPointer<UInt8>) {
         now = Self.monotonicNow()
-        guard let session = sessions[SessionID(id.rawValue)] else { return }
+        guard let session = sessionOnConnection[id].flatMap({ sessions[$0] }) else { return }
         if session.framesWhileAuthenticating != nil {
             if session.framesWhileAuthenticating!.count < 64 {
                 session.framesWhileAuthenticating!.append(Array(text))
@@ -280,7 +298,7 @@ public final class Gateway: SignalHandler {
 
     public func connectionRejected(_ id: ConnectionID, _ rejection: InboundRejection) {
         now = Self.monotonicNow()
-        guard let session = sessions[SessionID(id.rawValue)] else { return }
+        guard let session = sessionOnConnection[id].flatMap({ sessions[$0] }) else { return }
         switch rejection {
         case .binary:
             refuse(session, .badRequest("binary frames are not accepted; send JSON text"))
@@ -294,15 +312,80 @@ public final class Gateway: SignalHandler {
     }
 
     public func connectionClosed(_ id: ConnectionID, cause: CloseCause) {
-        guard let session = sessions.removeValue(forKey: SessionID(id.rawValue)) else { return }
+        // A session that moved to another connection (resumed there) is not this connection's any more.
+        guard let sessionID = sessionOnConnection.removeValue(forKey: id), let session = sessions[sessionID],
+              session.connection == id
+        else { return }
         logger.debug("disconnected", metadata: ["connection": "\(id)", "cause": "\(cause)"])
-        let deliveries = rooms.leave(session.id, reason: cause == .idle ? .timeout : .left)
+        if cause == .idle, configuration.resumeGrace > 0, !shuttingDown {
+            // A heartbeat timeout (the network went away, most likely): the rooms and presence keep the
+            // session for the grace period and messages for it wait (PROTOCOL.md 1.5). A socket closed by
+            // the client, or dropped with a protocol error (lws closes those itself, and they look the
+            // same as a lost socket here), ends at once.
+            session.connection = nil
+            session.awayUntil = Self.monotonicNow() + configuration.resumeGrace
+            return
+        }
+        end(session, reason: cause == .idle ? .timeout : .left)
+    }
+
+    /// A session is over: it leaves its room (the others learn why) and its user loses a device.
+    private func end(_ session: Session, reason: LeaveReason) {
+        sessions.removeValue(forKey: session.id)
+        sessionByResumeToken.removeValue(forKey: session.resumeToken)
+        if let connection = session.connection, sessionOnConnection[connection] == session.id {
+            sessionOnConnection.removeValue(forKey: connection)
+        }
+        let deliveries = rooms.leave(session.id, reason: reason)
         let presenceUpdates = presence.disconnected(session.id)
         if !shuttingDown {
             deliver(deliveries)
             deliver(presenceUpdates)
         }
         flushEffects()
+    }
+
+    /// Sessions away for longer than the grace period end; their peers leave with `timeout`.
+    private func endAwaySessions(now: Double) {
+        for session in sessions.values {
+            if let until = session.awayUntil, until <= now { end(session, reason: .timeout) }
+        }
+    }
+
+    /// `hello` with a resume token: the session it names moves to this connection (the one `current` is
+    /// on), with its peer id, room and user; a fresh `welcome` (a new resume token), then every message it
+    /// missed, in order. `current`, a fresh session of this connection, is dropped.
+    private func resume(_ token: String, on current: Session, ref: String?) throws(ProtocolError) {
+        guard let sessionID = sessionByResumeToken[token], let resumed = sessions[sessionID] else {
+            throw ProtocolError(.notFound, "unknown or expired resume token")
+        }
+        guard resumed !== current else {
+            sendWelcome(current)
+            return
+        }
+        guard rooms.room(of: current.id) == nil, !current.joinPending, let connection = current.connection else {
+            throw ProtocolError(.conflict, "this connection is in a room already; resume on a fresh connection")
+        }
+        if let old = resumed.connection {
+            // The client came back before its old connection was noticed gone: that one is closed quietly.
+            sessionOnConnection.removeValue(forKey: old)
+            server.close(old, code: .normal, reason: "resumed on another connection", discardQueued: true)
+        }
+        sessions.removeValue(forKey: current.id)
+        sessionByResumeToken.removeValue(forKey: current.resumeToken)
+        deliver(presence.disconnected(current.id))
+        sessionByResumeToken.removeValue(forKey: resumed.resumeToken)
+        resumed.resumeToken = RandomID.make(prefix: "r", length: 24)
+        sessionByResumeToken[resumed.resumeToken] = resumed.id
+        resumed.connection = connection
+        resumed.awayUntil = nil
+        sessionOnConnection[connection] = resumed.id
+        logger.debug("resumed", metadata: ["connection": "\(connection)", "missed": "\(resumed.pending.count)"])
+        sendWelcome(resumed)
+        let missed = resumed.pending
+        resumed.pending.removeAll()
+        for frame in missed { server.send(frame, to: connection) }
+        metrics.sessionsResumed += 1
     }
 
     public func httpRequest(_ id: ConnectionID, _ request: HTTPRequestMessage) {
@@ -389,6 +472,7 @@ public final class Gateway: SignalHandler {
 
     public func tick(now: Double) {
         endIdleCalls(now: now)
+        endAwaySessions(now: now)
         deliver(presence.expire())
         checkCredentials(now: now)
     }
@@ -418,10 +502,10 @@ public final class Gateway: SignalHandler {
             let revoked = session.authSessionID.map { !valid.sessions.contains($0) }
                 ?? session.apiKeyID.map { !valid.apiKeys.contains($0) } ?? false
             guard revoked else { continue }
-            logger.info("closing a connection whose session was revoked", metadata: ["connection": "\(session.connection)"])
+            logger.info("closing a connection whose session was revoked", metadata: ["session": "\(session.id)"])
             send(.error(ProtocolError(.unauthorized, "the session behind this connection ended (logout, revocation or password change); sign in again")),
-                 to: session.connection)
-            server.close(session.connection, code: .policyViolation, reason: "session revoked")
+                 to: session)
+            close(session, code: .policyViolation, reason: "session revoked")
         }
     }
 
@@ -437,11 +521,11 @@ public final class Gateway: SignalHandler {
         let ref = request.ref
         do throws(ProtocolError) {
             switch request.message {
-            case .hello(let token, let resume):
-                if let token {
+            case .hello(let token, let resumeToken):
+                if let resumeToken {
+                    try resume(resumeToken, on: session, ref: ref)
+                } else if let token {
                     authenticate(session, token: token, ref: ref)
-                } else if resume != nil {
-                    throw ProtocolError(.notFound, "unknown resume token")
                 } else {
                     sendWelcome(session)
                 }
@@ -480,7 +564,7 @@ public final class Gateway: SignalHandler {
                 let route = try rooms.route(signalFrom: session.id, to: to)
                 let data = UnsafeBufferPointer(rebasing: frame[dataRange])
                 let bytes = ServerMessage.encodeSignal(from: route.from, data: data, headroom: OutgoingFrame.headroom)
-                switch server.send(OutgoingFrame(bytesWithHeadroom: bytes), to: ConnectionID(route.to.rawValue)) {
+                switch send(OutgoingFrame(bytesWithHeadroom: bytes), to: route.to) {
                 case .queued:
                     metrics.signalsRelayed += 1
                     acknowledge(ref, session)
@@ -629,10 +713,10 @@ public final class Gateway: SignalHandler {
                 refuse(session, ProtocolError(.badRequest, "a connection may follow at most \(configuration.maxPresenceSubscriptions) users", ref: ref))
                 return
             }
-            send(.presenceSnapshot(presence.subscribe(sessionID, users: ids), ref: ref), to: session.connection)
+            send(.presenceSnapshot(presence.subscribe(sessionID, users: ids), ref: ref), to: session)
         case .success(.company(let companyID, let members)):
             send(.presenceSnapshot(presence.subscribe(sessionID, company: companyID, members: members), ref: ref),
-                 to: session.connection)
+                 to: session)
         case .failure(let error):
             let code: ErrorCode = error.code == "not_found" ? .notFound : .internal
             refuse(session, ProtocolError(code, code == .notFound ? error.message : "the subscription could not be made",
@@ -721,23 +805,47 @@ public final class Gateway: SignalHandler {
     // MARK: - Output
 
     private func acknowledge(_ ref: String?, _ session: Session) {
-        if let ref { send(.ack(ref: ref), to: session.connection) }
+        if let ref { send(.ack(ref: ref), to: session) }
+    }
+
+    /// Closes a session's connection (the session then ends, never waits for a resume); a session that is
+    /// away ends at once.
+    private func close(_ session: Session, code: CloseCode, reason: String) {
+        guard let connection = session.connection else {
+            end(session, reason: .left)
+            return
+        }
+        server.close(connection, code: code, reason: reason)
     }
 
     /// Sends an error; a connection that provokes too many in quick succession is closed with 1008.
     private func refuse(_ session: Session, _ error: ProtocolError) {
         metrics.errorsSent[error.code, default: 0] += 1
-        send(.error(error), to: session.connection)
+        send(.error(error), to: session)
         if !session.errors.take(now: now) {
-            logger.info("closing misbehaving connection", metadata: ["connection": "\(session.connection)"])
-            server.close(session.connection, code: .policyViolation, reason: "too many invalid messages")
+            logger.info("closing misbehaving connection", metadata: ["session": "\(session.id)"])
+            close(session, code: .policyViolation, reason: "too many invalid messages")
         }
     }
 
-    private func send(_ message: ServerMessage, to connection: ConnectionID) {
-        let frame = OutgoingFrame(bytesWithHeadroom: message.encode(headroom: OutgoingFrame.headroom),
-                                  droppable: message.isDroppable)
-        server.send(frame, to: connection)
+    private func send(_ message: ServerMessage, to session: Session) {
+        send(OutgoingFrame(bytesWithHeadroom: message.encode(headroom: OutgoingFrame.headroom),
+                           droppable: message.isDroppable), to: session.id)
+    }
+
+    /// Queues a frame to a session's connection or, while the session is away, keeps it for its resume
+    /// (droppable frames are dropped; too many kept, and the session ends).
+    @discardableResult
+    func send(_ frame: OutgoingFrame, to sessionID: SessionID) -> SendOutcome {
+        guard let session = sessions[sessionID] else { return .gone }
+        if let connection = session.connection { return server.send(frame, to: connection) }
+        if frame.droppable { return .dropped }
+        guard session.pending.count < configuration.maxPendingMessages else {
+            end(session, reason: .timeout)
+            return .gone
+        }
+        session.pending.append(frame)
+        return .queued
     }
 
     func deliver(_ deliveries: [Delivery]) {
@@ -745,7 +853,7 @@ public final class Gateway: SignalHandler {
             let frame = OutgoingFrame(bytesWithHeadroom: delivery.message.encode(headroom: OutgoingFrame.headroom),
                                       droppable: delivery.message.isDroppable)
             for recipient in delivery.recipients {
-                server.send(frame, to: ConnectionID(recipient.rawValue))
+                send(frame, to: recipient)
             }
         }
     }
@@ -760,7 +868,7 @@ public final class Gateway: SignalHandler {
     private func deliver(_ updates: [PresenceUpdate<SessionID>]) {
         for update in updates {
             let frame = OutgoingFrame(bytesWithHeadroom: ServerMessage.presence(update.info).encode(headroom: OutgoingFrame.headroom))
-            for recipient in update.recipients { server.send(frame, to: ConnectionID(recipient.rawValue)) }
+            for recipient in update.recipients { send(frame, to: recipient) }
         }
     }
 

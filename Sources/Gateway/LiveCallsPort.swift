@@ -126,7 +126,7 @@ extension Gateway {
         let bytes = data.withUnsafeBufferPointer {
             ServerMessage.encodeSignal(from: route.from, data: $0, headroom: OutgoingFrame.headroom)
         }
-        guard server.send(OutgoingFrame(bytesWithHeadroom: bytes), to: ConnectionID(route.to.rawValue)) == .queued else {
+        guard send(OutgoingFrame(bytesWithHeadroom: bytes), to: route.to) == .queued else {
             throw ProtocolError(.notFound, "peer '\(to.prefix(64))' is gone: it could not keep up and was disconnected")
         }
     }

@@ -8,6 +8,7 @@ struct GatewayMetrics {
     var chatMessagesStored = 0
     var qualitySamplesKept = 0
     var callActions = 0
+    var sessionsResumed = 0
     var errorsSent: [ErrorCode: Int] = [:]
     var connectionsOpened = 0
     var httpResponses: [Int: Int] = [:]  // by status class (2, 3, 4, 5)
@@ -39,6 +40,8 @@ struct GatewayMetrics {
                [("", qualitySamplesKept)])
         metric("switchboard_call_actions_total", "counter", "Host call actions stored (WebSocket).",
                [("", callActions)])
+        metric("switchboard_sessions_resumed_total", "counter", "Sessions resumed on a new connection.",
+               [("", sessionsResumed)])
         metric("switchboard_outgoing_queue_bytes", "gauge", "Bytes waiting in all outgoing queues.",
                [("", gauges.queuedBytes)])
         metric("switchboard_ws_messages_received_total", "counter", "WebSocket messages received.",

@@ -56,7 +56,7 @@ extension SignalServer {
             let id = ConnectionID(session.pointee)
             session.pointee = 0
             guard let connection = connections.removeValue(forKey: id) else { return 0 }
-            handler?.connectionClosed(id, cause: connection.closeCause ?? .peer)
+            handler?.connectionClosed(id, cause: connection.closeCause ?? (connection.peerInitiatedClose ? .peer : .lost))
             if connections.isEmpty { connectionsDrained() }
             return 0
 

@@ -40,8 +40,10 @@ public enum CloseCode: UInt16, Sendable {
 
 /// Why a WebSocket connection ended, as far as the transport knows.
 public enum CloseCause: Sendable, Equatable {
-    /// The client closed it, or the socket failed.
+    /// The client closed it with a close frame.
     case peer
+    /// The socket ended without a close frame (the network, a crashed client): the client may come back.
+    case lost
     /// Nothing was heard from the client for two heartbeats.
     case idle
     /// The server closed it (`close(_:code:reason:)`, a slow consumer, a shutdown).

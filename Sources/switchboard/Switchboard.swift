@@ -54,6 +54,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds between checks that open WebSockets' login sessions are still active (SWITCHBOARD_SESSION_CHECK).")
     var sessionCheck: Int = envInt("SESSION_CHECK", 30)
 
+    @Option(help: "Seconds a timed-out connection's session waits to be resumed; 0: no resume (SWITCHBOARD_RESUME_GRACE).")
+    var resumeGrace: Int = envInt("RESUME_GRACE", 20)
+
     @Option(help: "Seconds a user stays online with no device connected (SWITCHBOARD_PRESENCE_GRACE).")
     var presenceGrace: Int = envInt("PRESENCE_GRACE", 30)
 
@@ -114,6 +117,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--public-url must be an http:// or https:// URL")
         }
         guard publicCallRateLimit >= 1 else { throw ValidationError("--public-call-rate-limit must be at least 1") }
+        guard (0...3600).contains(resumeGrace) else { throw ValidationError("--resume-grace must be 0-3600 seconds") }
         guard (0...3600).contains(presenceGrace) else { throw ValidationError("--presence-grace must be 0-3600 seconds") }
         guard (1...3600).contains(sessionCheck) else { throw ValidationError("--session-check must be 1-3600 seconds") }
         guard (1...86400).contains(callGrace) else { throw ValidationError("--call-grace must be 1-86400 seconds") }
@@ -146,6 +150,7 @@ struct Serve: ParsableCommand {
         configuration.callIdleGrace = Double(callGrace)
         configuration.credentialCheckSeconds = Double(sessionCheck)
         configuration.presenceGrace = Double(presenceGrace)
+        configuration.resumeGrace = Double(resumeGrace)
 
         logger.info("starting", metadata: [
             "host": "\(host)", "port": "\(port)", "data": "\(data)", "open_rooms": "\(openRooms)",
