@@ -40,6 +40,13 @@ public struct RestResponse: Sendable {
         return response
     }
 
+    /// 201 with `value` and `Location: location`: what every create answers (PROTOCOL.md 2).
+    public static func created<T: Encodable>(_ value: T, location: String) throws -> RestResponse {
+        var response = try encode(.created, value)
+        response.headerFields[.location] = location
+        return response
+    }
+
     /// The error envelope of PROTOCOL.md 2: `{"error":{"code","message","fields"?}}`.
     public static func error(_ error: APIError) -> RestResponse {
         struct Envelope: Encodable {

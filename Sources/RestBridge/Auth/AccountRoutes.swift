@@ -204,9 +204,8 @@ struct AccountRoutes: Sendable {
                                             prefix: String(secret.prefix(Authenticator.apiKeyPrefix.count + 8)),
                                             keyHash: Crypto.tokenHash(secret), now: context.now)
         logger.info("api key created", metadata: ["user": "\(key.userId)", "api_key": "\(key.id)"])
-        var response = try RestResponse.encode(.created, CreatedAPIKey(key: APIKeyView(key), secret: secret))
-        response.headerFields[.location] = "/api/auth/api-keys/\(key.id)"
-        return response
+        return try .created(CreatedAPIKey(key: APIKeyView(key), secret: secret),
+                            location: "/api/auth/api-keys/\(key.id)")
     }
 }
 

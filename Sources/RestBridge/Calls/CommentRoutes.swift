@@ -87,9 +87,7 @@ struct CommentRoutes: Sendable {
             try reviews.createComment(on: target, authorID: access.caller.id, text: text ?? "", now: context.now)
         }
         logger.info("comment created", metadata: ["comment": "\(comment.id)", "by": "\(access.caller.id)"])
-        var response = try RestResponse.encode(.created, CommentView(comment))
-        response.headerFields[.location] = "/api/comments/\(comment.id)"
-        return response
+        return try .created(CommentView(comment), location: "/api/comments/\(comment.id)")
     }
 
     /// `GET /api/comments/{id}`.

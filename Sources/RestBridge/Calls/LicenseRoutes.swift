@@ -128,9 +128,8 @@ struct LicenseRoutes: Sendable {
                                        actorID: access.caller.id, now: context.now)
         }
         logger.info("license created", metadata: ["license": "\(created.license.id)", "by": "\(access.caller.id)"])
-        var response = try RestResponse.encode(.created, LicenseView(created, now: context.now))
-        response.headerFields[.location] = "/api/licenses/\(created.license.id)"
-        return response
+        return try .created(LicenseView(created, now: context.now),
+                            location: "/api/licenses/\(created.license.id)")
     }
 
     /// `GET /api/licenses/{id}`.

@@ -106,9 +106,7 @@ struct ReviewRoutes: Sendable {
                                      actorID: caller.userID, now: context.now)
         }
         logger.info("review created", metadata: ["review": "\(review.id)", "call": "\(callID)"])
-        var response = try RestResponse.encode(.created, ReviewView(review))
-        response.headerFields[.location] = "/api/reviews/\(review.id)"
-        return response
+        return try .created(ReviewView(review), location: "/api/reviews/\(review.id)")
     }
 
     /// `GET /api/reviews/{id}`.

@@ -133,9 +133,7 @@ struct VideoCallRoutes: Sendable {
                     scheduledAt: scheduledAt),
             actorID: caller.id, now: context.now)
         logger.info("call created", metadata: ["call": "\(call.id)", "code": "\(call.displayCode)", "by": "\(caller.id)"])
-        var response = try RestResponse.encode(.created, CallView(call, origin: origin(request)))
-        response.headerFields[.location] = "/api/videocalls/\(call.id)"
-        return response
+        return try .created(CallView(call, origin: origin(request)), location: "/api/videocalls/\(call.id)")
     }
 
     /// `GET /api/videocalls?status&host_id&from&to&q&page&page_size` (and `company_id` for admins), newest

@@ -51,9 +51,7 @@ extension DirectoryRoutes {
             try directory.createCompany(name: name, settings, actorID: access.caller.id, now: context.now)
         }
         logger.info("company created", metadata: ["company": "\(company.id)", "by": "\(access.caller.id)"])
-        var response = try RestResponse.encode(.created, CompanyView(company))
-        response.headerFields[.location] = "/api/companies/\(company.id)"
-        return response
+        return try .created(CompanyView(company), location: "/api/companies/\(company.id)")
     }
 
     /// `GET /api/companies/{id}`, with its `settings`.

@@ -100,9 +100,7 @@ extension DirectoryRoutes {
             mail.sendQuietly(logger) { try sendInvitation(to: user, token: token, from: access.caller, now: context.now) }
         }
         logger.info("user created", metadata: ["user": "\(user.id)", "by": "\(access.caller.id)"])
-        var response = try RestResponse.encode(.created, UserView(user))
-        response.headerFields[.location] = "/api/users/\(user.id)"
-        return response
+        return try .created(UserView(user), location: "/api/users/\(user.id)")
     }
 
     /// `GET /api/users/{id}`.
