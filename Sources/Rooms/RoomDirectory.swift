@@ -327,9 +327,13 @@ public final class RoomDirectory {
 
     /// A host lets a guest in from the lobby: the guest gets `joined`, the others `peer-joined`.
     public func admit(_ session: SessionID, peer: String, ref: String?) throws(ProtocolError) -> [Delivery] {
-        let (room, _, _) = try host(session, "admit")
+        let (room, _, policy) = try host(session, "admit")
         guard let index = room.lobby.firstIndex(where: { $0.info.peer.rawValue == peer }) else {
             throw .init(.notFound, "no peer '\(peer.prefix(64))' waits in the lobby")
+        }
+        let capacity = min(policy.maxParticipants, limits.maxPeersPerRoom)
+        guard room.members.count < capacity else {
+            throw .init(.roomFull, "the call is full (\(capacity) participants); nobody more can be let in")
         }
         let guest = room.lobby.remove(at: index)
         var deliveries = enter(guest, room, ref: nil, now: clock())

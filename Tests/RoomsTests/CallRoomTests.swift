@@ -265,6 +265,20 @@ import Testing
         #expect(none.isEmpty)
     }
 
+    @Test func admittingRespectsCapacity() throws {
+        let rooms = directory()
+        _ = try rooms.join(host, code: code, name: "Olga", joiner: hostUser, ref: nil, opening: opening(lobby: true, max: 2))
+        let waiting = try rooms.join(guest, code: code, name: "Gus", joiner: guestToken, ref: nil, opening: nil)
+        guard case .lobbyWaiting(_, let peer, _) = waiting.last?.message else { Issue.record("\(waiting)"); return }
+        _ = try rooms.join(agent, code: code, name: "Ann", joiner: agentUser, ref: nil, opening: nil)  // now full
+        #expect(throws: ProtocolError(.roomFull, "the call is full (2 participants); nobody more can be let in")) {
+            try rooms.admit(host, peer: peer.rawValue, ref: nil)
+        }
+        _ = rooms.leave(agent, reason: .left)
+        _ = try rooms.admit(host, peer: peer.rawValue, ref: nil)
+        #expect(rooms.peer(of: guest) == peer)
+    }
+
     @Test func capacityCountsMembersNotTheHost() throws {
         let rooms = directory()
         _ = try rooms.join(agent, code: code, name: "Ann", joiner: agentUser, ref: nil, opening: opening(max: 2))
