@@ -53,23 +53,6 @@ enum Completion: Sendable {
     case authenticated(SessionID, ref: String?, Result<WebSocketIdentity, APIError>)
 }
 
-/// What the store gives a room that opens.
-struct RoomLoad: Sendable {
-    var opening: CallOpening?
-    var history: [ChatMessage]
-}
-
-/// A stored call after a change, with its company's recording permission.
-struct StoredCallChange: Sendable {
-    var call: VideoCall
-    var recordingAllowed: Bool
-
-    var policy: CallPolicy {
-        CallPolicy(callID: call.id, companyID: call.companyId, hostUserID: call.hostId, guestAccess: call.guestAccess,
-                   lobby: call.lobby, maxParticipants: call.maxParticipants, recordingAllowed: recordingAllowed)
-    }
-}
-
 /// A locked queue from store threads to the service thread.
 final class Inbox: @unchecked Sendable {
     private let lock = NSLock()
@@ -89,7 +72,7 @@ final class Inbox: @unchecked Sendable {
 /// into `RoomDirectory`, its deliveries encoded once and queued to each recipient, store work handed to the
 /// store and its results brought back through the inbox. Lives on the service thread.
 public final class Gateway: SignalHandler {
-    private final class Session {
+    final class Session {
         let id: SessionID
         /// The connection it is on; nil while it is away (its connection dropped) and may be resumed.
         var connection: ConnectionID?
@@ -134,7 +117,7 @@ public final class Gateway: SignalHandler {
         }
     }
 
-    private struct PendingJoin {
+    struct PendingJoin {
         let session: SessionID
         let name: String
         let ref: String?
@@ -145,29 +128,29 @@ public final class Gateway: SignalHandler {
     let rooms: RoomDirectory
     /// Who is online, on how many devices, and who follows whom.
     let presence: PresenceDirectory<SessionID>
-    private let store: any ChatStore
+    let store: any ChatStore
     let calls: any CallStore
-    private let accounts: any AccountStore
+    let accounts: any AccountStore
     let rest: RestBridge
     /// Store work of the live calls, one at a time and in order: room loads, host actions, participants'
     /// joins and leaves, automatic status steps, kicks, ends of idle calls.
     let callWork: OperationQueue
     /// Stored calls whose rooms emptied: when their grace period ends (monotonic seconds), they end.
-    private var idleCalls: [String: (emptiedAt: Date, deadline: Double)] = [:]
+    var idleCalls: [String: (emptiedAt: Date, deadline: Double)] = [:]
     /// When the credentials behind open WebSockets were last sent for a check (monotonic), and whether
     /// one is in flight.
-    private var lastCredentialCheck = 0.0
-    private var credentialCheckInFlight = false
+    var lastCredentialCheck = 0.0
+    var credentialCheckInFlight = false
     let logger: Logger
     let inbox = Inbox()
-    private var sessions: [SessionID: Session] = [:]
+    var sessions: [SessionID: Session] = [:]
     /// Which session each open WebSocket carries (a resumed session moves to a new connection).
-    private var sessionOnConnection: [ConnectionID: SessionID] = [:]
-    private var sessionByResumeToken: [String: SessionID] = [:]
-    private var pendingJoins: [RoomCode: [PendingJoin]] = [:]
-    private var shuttingDown = false
-    private var now = 0.0
-    private var metrics = GatewayMetrics()
+    var sessionOnConnection: [ConnectionID: SessionID] = [:]
+    var sessionByResumeToken: [String: SessionID] = [:]
+    var pendingJoins: [RoomCode: [PendingJoin]] = [:]
+    var shuttingDown = false
+    var now = 0.0
+    var metrics = GatewayMetrics()
 
     public init(configuration: GatewayConfiguration, store: any ChatStore, calls: any CallStore,
                 accounts: any AccountStore, rest: RestBridge, logger: Logger)
@@ -267,7 +250,7 @@ public final class Gateway: SignalHandler {
         }
     }
 
-    private func sendWelcome(_ session: Session) {
+    func sendWelcome(_ session: Session) {
         send(.welcome(session: session.publicID, resume: session.resumeToken,
                       heartbeat: configuration.signal.heartbeatSeconds, user: session.userJSON), to: session)
     }
@@ -327,65 +310,6 @@ public final class Gateway: SignalHandler {
             return
         }
         end(session, reason: cause == .idle ? .timeout : .left)
-    }
-
-    /// A session is over: it leaves its room (the others learn why) and its user loses a device.
-    private func end(_ session: Session, reason: LeaveReason) {
-        sessions.removeValue(forKey: session.id)
-        sessionByResumeToken.removeValue(forKey: session.resumeToken)
-        if let connection = session.connection, sessionOnConnection[connection] == session.id {
-            sessionOnConnection.removeValue(forKey: connection)
-        }
-        let deliveries = rooms.leave(session.id, reason: reason)
-        let presenceUpdates = presence.disconnected(session.id)
-        if !shuttingDown {
-            deliver(deliveries)
-            deliver(presenceUpdates)
-        }
-        flushEffects()
-    }
-
-    /// Sessions away for longer than the grace period end; their peers leave with `timeout`.
-    private func endAwaySessions(now: Double) {
-        for session in sessions.values {
-            if let until = session.awayUntil, until <= now { end(session, reason: .timeout) }
-        }
-    }
-
-    /// `hello` with a resume token: the session it names moves to this connection (the one `current` is
-    /// on), with its peer id, room and user; a fresh `welcome` (a new resume token), then every message it
-    /// missed, in order. `current`, a fresh session of this connection, is dropped.
-    private func resume(_ token: String, on current: Session, ref: String?) throws(ProtocolError) {
-        guard let sessionID = sessionByResumeToken[token], let resumed = sessions[sessionID] else {
-            throw ProtocolError(.notFound, "unknown or expired resume token")
-        }
-        guard resumed !== current else {
-            sendWelcome(current)
-            return
-        }
-        guard rooms.room(of: current.id) == nil, !current.joinPending, let connection = current.connection else {
-            throw ProtocolError(.conflict, "this connection is in a room already; resume on a fresh connection")
-        }
-        if let old = resumed.connection {
-            // The client came back before its old connection was noticed gone: that one is closed quietly.
-            sessionOnConnection.removeValue(forKey: old)
-            server.close(old, code: .normal, reason: "resumed on another connection", discardQueued: true)
-        }
-        sessions.removeValue(forKey: current.id)
-        sessionByResumeToken.removeValue(forKey: current.resumeToken)
-        deliver(presence.disconnected(current.id))
-        sessionByResumeToken.removeValue(forKey: resumed.resumeToken)
-        resumed.resumeToken = RandomID.make(prefix: "r", length: 24)
-        sessionByResumeToken[resumed.resumeToken] = resumed.id
-        resumed.connection = connection
-        resumed.awayUntil = nil
-        sessionOnConnection[connection] = resumed.id
-        logger.debug("resumed", metadata: ["connection": "\(connection)", "missed": "\(resumed.pending.count)"])
-        sendWelcome(resumed)
-        let missed = resumed.pending
-        resumed.pending.removeAll()
-        for frame in missed { server.send(frame, to: connection) }
-        metrics.sessionsResumed += 1
     }
 
     public func httpRequest(_ id: ConnectionID, _ request: HTTPRequestMessage) {
@@ -475,38 +399,6 @@ public final class Gateway: SignalHandler {
         endAwaySessions(now: now)
         deliver(presence.expire())
         checkCredentials(now: now)
-    }
-
-    /// Sends the sessions and API keys of authenticated WebSockets for a check, every
-    /// `credentialCheckSeconds`.
-    private func checkCredentials(now: Double) {
-        guard !credentialCheckInFlight, now - lastCredentialCheck >= configuration.credentialCheckSeconds else { return }
-        lastCredentialCheck = now
-        let sessionIDs = Set(sessions.values.compactMap(\.authSessionID))
-        let keyIDs = Set(sessions.values.compactMap(\.apiKeyID))
-        guard !sessionIDs.isEmpty || !keyIDs.isEmpty else { return }
-        credentialCheckInFlight = true
-        rest.validCredentials(sessionIDs: Array(sessionIDs), apiKeyIDs: Array(keyIDs)) { [inbox, server] result in
-            inbox.post(.credentialsChecked(result))
-            server.wakeUp()
-        }
-    }
-
-    /// Closes (1008) the WebSockets whose login session or API key is no longer good; they leave their rooms.
-    private func closeRevoked(_ result: Result<(sessions: Set<String>, apiKeys: Set<String>), any Error>) {
-        guard case .success(let valid) = result else {
-            if case .failure(let error) = result { logger.error("credentials not checked", metadata: ["error": "\(error)"]) }
-            return
-        }
-        for session in sessions.values {
-            let revoked = session.authSessionID.map { !valid.sessions.contains($0) }
-                ?? session.apiKeyID.map { !valid.apiKeys.contains($0) } ?? false
-            guard revoked else { continue }
-            logger.info("closing a connection whose session was revoked", metadata: ["session": "\(session.id)"])
-            send(.error(ProtocolError(.unauthorized, "the session behind this connection ended (logout, revocation or password change); sign in again")),
-                 to: session)
-            close(session, code: .policyViolation, reason: "session revoked")
-        }
     }
 
     public func shutdownRequested() {
@@ -650,167 +542,15 @@ public final class Gateway: SignalHandler {
         }
     }
 
-    /// Loads what a room needs before it opens: the stored call of a call code (with its bans and its
-    /// company's recording permission) and the chat history.
-    private func loadRoom(_ code: RoomCode) {
-        let historyLimit = configuration.limits.chatHistory
-        onCallWork { [calls, accounts, store] in
-            .roomLoaded(code, Result {
-                var opening: CallOpening?
-                if code.isCallCode, let call = try calls.call(codeKey: code.key) {
-                    let allowed = try accounts.company(id: call.companyId)?.recordingAllowed ?? false
-                    let change = StoredCallChange(call: call, recordingAllowed: allowed)
-                    opening = CallOpening(call: call.status(participants: 0), policy: change.policy,
-                                          bans: try calls.bans(callID: call.id), history: [])
-                }
-                return RoomLoad(opening: opening, history: try store.recentChat(room: code.key, limit: historyLimit))
-            })
-        }
-    }
-
-    private func finishJoins(_ code: RoomCode, _ result: Result<RoomLoad, any Error>) {
-        guard let waiting = pendingJoins.removeValue(forKey: code) else { return }
-        var load: RoomLoad?
-        var failure: ProtocolError?
-        switch result {
-        case .success(var loaded):
-            if loaded.opening == nil, !configuration.openRooms {
-                failure = ProtocolError(.notFound, "no call has the code '\(code.display)'")
-            }
-            loaded.opening?.history = loaded.history
-            load = loaded
-        case .failure(let error):
-            logger.error("room not loaded", metadata: ["room": "\(code.key)", "error": "\(error)"])
-            failure = ProtocolError(.internal, "the call could not be loaded; try again")
-        }
-        for pending in waiting {
-            guard let session = sessions[pending.session] else { continue }
-            session.joinPending = false
-            do throws(ProtocolError) {
-                if var failure {
-                    failure.ref = pending.ref
-                    throw failure
-                }
-                if let callID = load?.opening?.policy.callID { idleCalls.removeValue(forKey: callID) }
-                deliver(try rooms.join(session.id, code: code, name: pending.name, joiner: session.joiner,
-                                       ref: pending.ref, opening: rooms.isLive(code) ? nil : load?.opening,
-                                       history: load?.history ?? []))
-            } catch {
-                var error = error
-                if error.ref == nil { error.ref = pending.ref }
-                refuse(session, error)
-            }
-        }
-        flushEffects()
-    }
-
-    /// A `subscribe` came back from the directory: follow, then the snapshot.
-    private func finishSubscribe(_ sessionID: SessionID, ref: String?, _ result: Result<PresenceScope, APIError>) {
-        guard let session = sessions[sessionID] else { return }
-        switch result {
-        case .success(.users(let ids)):
-            guard presence.subscriptionCount(sessionID) + ids.count <= configuration.maxPresenceSubscriptions else {
-                refuse(session, ProtocolError(.badRequest, "a connection may follow at most \(configuration.maxPresenceSubscriptions) users", ref: ref))
-                return
-            }
-            send(.presenceSnapshot(presence.subscribe(sessionID, users: ids), ref: ref), to: session)
-        case .success(.company(let companyID, let members)):
-            send(.presenceSnapshot(presence.subscribe(sessionID, company: companyID, members: members), ref: ref),
-                 to: session)
-        case .failure(let error):
-            let code: ErrorCode = error.code == "not_found" ? .notFound : .internal
-            refuse(session, ProtocolError(code, code == .notFound ? error.message : "the subscription could not be made",
-                                          ref: ref))
-        }
-    }
-
-    /// A host's `call` action came back from the store: the room takes it (everyone gets `call`), then `ack`.
-    private func finishCallAction(_ sessionID: SessionID, ref: String?, _ result: Result<StoredCallChange, any Error>) {
-        switch result {
-        case .success(let change):
-            metrics.callActions += 1
-            deliver(rooms.update(callID: change.call.id, call: change.call.status(participants: 0), policy: change.policy))
-            flushEffects()
-            if let session = sessions[sessionID] { acknowledge(ref, session) }
-        case .failure(let error):
-            guard let session = sessions[sessionID] else { return }
-            if let refused = error as? CallTransitionError {
-                refuse(session, ProtocolError(.conflict, refused.message, ref: ref))
-            } else {
-                logger.error("call action not stored", metadata: ["error": "\(error)"])
-                refuse(session, ProtocolError(.internal, "the change could not be stored", ref: ref))
-            }
-        }
-    }
-
-    /// Runs store work on the call queue; its result comes back through the inbox.
-    func onCallWork(_ work: @escaping @Sendable () -> Completion) {
-        callWork.addOperation { [inbox, server] in
-            inbox.post(work())
-            server.wakeUp()
-        }
-    }
-
-    /// Hands what the rooms did to the store, in order, on the call queue.
-    func flushEffects() {
-        for effect in rooms.takeEffects() {
-            switch effect {
-            case .transition(let callID, let action, let at):
-                callWork.addOperation { [calls, logger] in
-                    do {
-                        _ = try calls.transitionCall(id: callID, action, actorID: nil, at: at, now: Timestamp.now())
-                    } catch {
-                        // The call changed meanwhile (ended over REST): the live room hears of it separately.
-                        logger.debug("automatic call step not stored", metadata: ["call": "\(callID)", "error": "\(error)"])
-                    }
-                }
-            case .participantJoined(let callID, let peer, let name, let role, let userID, let at):
-                let participant = CallParticipant(callId: callID, userId: userID, peerId: peer.rawValue, displayName: name,
-                                                  role: role, joinedAt: at)
-                storeQuietly("participant join") { [calls] in try calls.recordJoin(participant) }
-            case .participantLeft(let callID, let peer, let reason, let at):
-                storeQuietly("participant leave") { [calls] in
-                    try calls.recordLeave(callID: callID, peerID: peer.rawValue, reason: reason.rawValue, at: at)
-                }
-            case .banned(let callID, let credential):
-                storeQuietly("kick") { [calls] in try calls.ban(callID: callID, credential: credential, now: Timestamp.now()) }
-            case .emptied(let callID, _, let at):
-                idleCalls[callID] = (at, Self.monotonicNow() + configuration.callIdleGrace)
-            }
-        }
-    }
-
-    private func storeQuietly(_ what: String, _ work: @escaping @Sendable () throws -> Void) {
-        callWork.addOperation { [logger] in
-            do { try work() } catch { logger.error("\(what) not stored", metadata: ["error": "\(error)"]) }
-        }
-    }
-
-    /// Ends the stored calls whose rooms stayed empty for the grace period; `ended_at` is when they emptied.
-    private func endIdleCalls(now: Double) {
-        for (callID, idle) in idleCalls where idle.deadline <= now {
-            idleCalls.removeValue(forKey: callID)
-            guard rooms.snapshot(callID: callID) == nil else { continue }
-            callWork.addOperation { [calls, logger] in
-                do {
-                    _ = try calls.transitionCall(id: callID, .end, actorID: nil, at: idle.emptiedAt, now: Timestamp.now())
-                    logger.info("idle call ended", metadata: ["call": "\(callID)"])
-                } catch {
-                    logger.debug("idle call not ended", metadata: ["call": "\(callID)", "error": "\(error)"])
-                }
-            }
-        }
-    }
-
     // MARK: - Output
 
-    private func acknowledge(_ ref: String?, _ session: Session) {
+    func acknowledge(_ ref: String?, _ session: Session) {
         if let ref { send(.ack(ref: ref), to: session) }
     }
 
     /// Closes a session's connection (the session then ends, never waits for a resume); a session that is
     /// away ends at once.
-    private func close(_ session: Session, code: CloseCode, reason: String) {
+    func close(_ session: Session, code: CloseCode, reason: String) {
         guard let connection = session.connection else {
             end(session, reason: .left)
             return
@@ -819,7 +559,7 @@ public final class Gateway: SignalHandler {
     }
 
     /// Sends an error; a connection that provokes too many in quick succession is closed with 1008.
-    private func refuse(_ session: Session, _ error: ProtocolError) {
+    func refuse(_ session: Session, _ error: ProtocolError) {
         metrics.errorsSent[error.code, default: 0] += 1
         send(.error(error), to: session)
         if !session.errors.take(now: now) {
@@ -828,7 +568,7 @@ public final class Gateway: SignalHandler {
         }
     }
 
-    private func send(_ message: ServerMessage, to session: Session) {
+    func send(_ message: ServerMessage, to session: Session) {
         send(OutgoingFrame(bytesWithHeadroom: message.encode(headroom: OutgoingFrame.headroom),
                            droppable: message.isDroppable), to: session.id)
     }
@@ -865,7 +605,7 @@ public final class Gateway: SignalHandler {
 
     /// Sends presence changes to their subscribers. Not droppable under backpressure: a lost change would
     /// leave a stale state on the other side.
-    private func deliver(_ updates: [PresenceUpdate<SessionID>]) {
+    func deliver(_ updates: [PresenceUpdate<SessionID>]) {
         for update in updates {
             let frame = OutgoingFrame(bytesWithHeadroom: ServerMessage.presence(update.info).encode(headroom: OutgoingFrame.headroom))
             for recipient in update.recipients { send(frame, to: recipient) }
