@@ -440,3 +440,22 @@ def test_join_urls(server_factory, tmp_path):
     assert ok(r, 201)["join_url"].startswith("http://calls.example.org:8443/?room=")
     r = plain.call("POST", "/api/videocalls", agent, body={"title": "t"}, headers={"Host": "x\"onload=alert(1)"})
     assert ok(r, 201)["join_url"].startswith("http://127.0.0.1/?room="), r.text
+
+
+def test_a_license_assigned_while_connected_counts_without_reconnecting(server_factory, tmp_path):
+    world = start_world(server_factory, tmp_path, "--session-check", "1")
+    owner = world.company("Acme")
+    agent = world.licensed(owner, role="agent")
+    c = world.new_call(agent)
+    lic = agent.license["id"]
+    ok(world.call("PUT", f"/api/licenses/{lic}/unassign", owner, body={"user_id": agent.id}))
+    ws = world.ws(agent.token)  # checked now: no license
+    join_call(ws, c["code"], ref="early")
+    assert "license" in expect_error(ws, "forbidden", ref="early")["message"]
+    ok(world.call("PUT", f"/api/licenses/{lic}/assign", owner, body={"user_id": agent.id}))
+    time.sleep(2.5)  # the next re-check of the connection's credentials sees the license
+    join_call(ws, c["code"], ref="late")
+    joined = ws.expect("joined")
+    assert joined["role"] == "host" and joined["ref"] == "late"
+    for c2 in world.clients:
+        c2.close()

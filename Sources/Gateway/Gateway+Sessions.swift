@@ -68,7 +68,7 @@ extension Gateway {
         metrics.sessionsResumed += 1
     }
 
-    /// Sends the sessions and API keys of authenticated WebSockets for a check, every
+    /// Sends the sessions, API keys and users of authenticated WebSockets for a check, every
     /// `credentialCheckSeconds`.
     func checkCredentials(now: Double) {
         guard !credentialCheckInFlight, now - lastCredentialCheck >= configuration.credentialCheckSeconds else { return }
@@ -76,22 +76,28 @@ extension Gateway {
         let sessionIDs = Set(sessions.values.compactMap(\.authSessionID))
         let keyIDs = Set(sessions.values.compactMap(\.apiKeyID))
         guard !sessionIDs.isEmpty || !keyIDs.isEmpty else { return }
+        let userIDs = Set(sessions.values.compactMap(\.user?.id))
         credentialCheckInFlight = true
-        rest.validCredentials(sessionIDs: Array(sessionIDs), apiKeyIDs: Array(keyIDs)) { [inbox, server] result in
+        rest.checkCredentials(sessionIDs: Array(sessionIDs), apiKeyIDs: Array(keyIDs), userIDs: Array(userIDs)) {
+            [inbox, server] result in
             inbox.post(.credentialsChecked(result))
             server.wakeUp()
         }
     }
 
-    /// Closes (1008) the WebSockets whose login session or API key is no longer good; they leave their rooms.
-    func closeRevoked(_ result: Result<(sessions: Set<String>, apiKeys: Set<String>), any Error>) {
+    /// Closes (1008) the WebSockets whose login session or API key is no longer good (they leave their
+    /// rooms), and updates whether the others' users may host.
+    func applyCredentialCheck(_ result: Result<CredentialCheck, any Error>) {
         guard case .success(let valid) = result else {
             if case .failure(let error) = result { logger.error("credentials not checked", metadata: ["error": "\(error)"]) }
             return
         }
         for session in sessions.values {
-            let revoked = session.authSessionID.map { !valid.sessions.contains($0) }
-                ?? session.apiKeyID.map { !valid.apiKeys.contains($0) } ?? false
+            if let user = session.user, valid.asked.users.contains(user.id) {
+                session.licensed = valid.licensedUsers.contains(user.id)
+            }
+            let revoked = session.authSessionID.map { valid.asked.sessions.contains($0) && !valid.sessions.contains($0) }
+                ?? session.apiKeyID.map { valid.asked.apiKeys.contains($0) && !valid.apiKeys.contains($0) } ?? false
             guard revoked else { continue }
             logger.info("closing a connection whose session was revoked", metadata: ["session": "\(session.id)"])
             send(.error(ProtocolError(.unauthorized, "the session behind this connection ended (logout, revocation or password change); sign in again")),

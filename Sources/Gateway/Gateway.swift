@@ -45,7 +45,7 @@ enum Completion: Sendable {
     /// A `subscribe`, resolved against the directory.
     case presenceScope(SessionID, ref: String?, Result<PresenceScope, APIError>)
     /// Which login sessions and API keys behind open WebSockets are still good.
-    case credentialsChecked(Result<(sessions: Set<String>, apiKeys: Set<String>), any Error>)
+    case credentialsChecked(Result<CredentialCheck, any Error>)
     /// Work for the service thread from a REST worker (`LiveCalls`).
     case live(@Sendable (Gateway) -> Void)
     case chatStored(ChatMessage, sender: SessionID, ref: String?, Result<Void, any Error>)
@@ -365,7 +365,7 @@ public final class Gateway: SignalHandler {
                 finishSubscribe(sessionID, ref: ref, result)
             case .credentialsChecked(let result):
                 credentialCheckInFlight = false
-                closeRevoked(result)
+                applyCredentialCheck(result)
             case .authenticated(let sessionID, let ref, let result):
                 finishAuthentication(sessionID, ref: ref, result)
             case .httpResponse(let id, let response, let started, let method, let path):

@@ -49,14 +49,34 @@ extension RestBridge {
     }
 }
 
+/// What a re-check of open WebSockets found still good. Only what was asked is judged: a connection that
+/// authenticated while the check ran is not in `asked`.
+public struct CredentialCheck: Sendable {
+    /// The login sessions, API keys and users that were checked.
+    public var asked: (sessions: Set<String>, apiKeys: Set<String>, users: Set<String>)
+    /// Login sessions neither revoked nor expired, of users not deleted.
+    public var sessions: Set<String>
+    /// API keys not revoked, of users not deleted.
+    public var apiKeys: Set<String>
+    /// Users who hold an assigned, unexpired license now (hosting a call needs one).
+    public var licensedUsers: Set<String>
+}
+
 extension RestBridge {
-    /// Which of these login sessions and API keys are still good (not revoked or expired, their user not
-    /// deleted): the gateway re-checks open WebSockets with it. Runs on a worker thread; so does `completion`.
-    public func validCredentials(sessionIDs: [String], apiKeyIDs: [String],
-                                 completion: @escaping @Sendable (Result<(sessions: Set<String>, apiKeys: Set<String>), any Error>) -> Void)
+    /// Re-checks what open WebSockets stand on: which login sessions and API keys are still good, and which
+    /// of their users hold a license now (one assigned or expired since the token was checked counts from
+    /// here). Runs on a worker thread; so does `completion`.
+    public func checkCredentials(sessionIDs: [String], apiKeyIDs: [String], userIDs: [String],
+                                 completion: @escaping @Sendable (Result<CredentialCheck, any Error>) -> Void)
     {
-        workers.addOperation { [tokens] in
-            completion(Result { try tokens.store.validCredentials(sessionIDs: sessionIDs, apiKeyIDs: apiKeyIDs, now: Date()) })
+        workers.addOperation { [tokens, licenseStore] in
+            completion(Result {
+                let now = Date()
+                let valid = try tokens.store.validCredentials(sessionIDs: sessionIDs, apiKeyIDs: apiKeyIDs, now: now)
+                let licensed = try userIDs.filter { try licenseStore.activeLicense(userID: $0, now: now) != nil }
+                return CredentialCheck(asked: (Set(sessionIDs), Set(apiKeyIDs), Set(userIDs)), sessions: valid.sessions,
+                                       apiKeys: valid.apiKeys, licensedUsers: Set(licensed))
+            })
         }
     }
 }
